@@ -1,0 +1,134 @@
+// whale run -m PATH --tokens 1,2,3 -n 16: prefill the prompt, then generate token by token;
+// prints the generated ids comma-separated on one line. --dump-logits FILE writes the logits
+// of every prompt position as little-endian float32 [n_prompt, n_vocab].
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "model/model.h"
+#include "runtime/sampler.h"
+
+namespace whale::app {
+
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::string tokens;
+  int n_predict = 16;
+  int threads = 0;
+  int n_ctx = 0;
+  SamplerParams sampling;
+  std::string dump_logits;
+  bool naive_mla = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    item.erase(0, item.find_first_not_of(" \t\n"));
+    item.erase(item.find_last_not_of(" \t\n") + 1);
+    if (item.empty()) fail("--tokens: empty item in '{}'", s);
+    size_t used = 0;
+    long long v;
+    try {
+      v = std::stoll(item, &used);
+    } catch (...) {
+      fail("--tokens: '{}' is not a token id", item);
+    }
+    if (used != item.size() || v < 0 || v > INT32_MAX) fail("--tokens: '{}' is not a token id", item);
+    ids.push_back(int32_t(v));
+    i = j + 1;
+  }
+  return ids;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void run_generate(const RunArgs& a) {
+  if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
+  if (a.tokens.empty()) fail("give a prompt with --tokens 1,2,3");
+  const std::vector<int32_t> prompt = parse_ids(a.tokens);
+  if (prompt.empty()) fail("--tokens: the prompt is empty");
+  if (a.n_predict < 0) fail("-n must be >= 0");
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = load_model(a.model, LoadOptions{.naive_mla = a.naive_mla});
+  const ModelConfig& c = model->config();
+  const int64_t needed = int64_t(prompt.size()) + a.n_predict;
+  const int64_t n_ctx = a.n_ctx > 0 ? a.n_ctx : needed;
+  if (needed > n_ctx)
+    fail("prompt ({} tokens) + {} to generate exceed the context of {} (-c)", prompt.size(),
+         a.n_predict, n_ctx);
+  KvCache kv(c, n_ctx);
+  fmt::print(stderr, "whale: loaded {} ({}) in {:.2f} s, context {}, KV cache {} bytes/token\n",
+             a.model, arch_name(c.arch), seconds_since(t0), n_ctx, kv.bytes_per_token());
+
+  const int64_t V = c.n_vocab, n = int64_t(prompt.size());
+  const bool all = !a.dump_logits.empty();
+  std::vector<float> logits(size_t((all ? n : 1) * V));
+  std::vector<int32_t> pos(prompt.size());
+  std::iota(pos.begin(), pos.end(), 0);
+  auto t1 = std::chrono::steady_clock::now();
+  model->forward(prompt, pos, kv, logits.data(), all);
+  const double t_prefill = seconds_since(t1);
+  if (all) {
+    std::ofstream out(a.dump_logits, std::ios::binary);
+    if (!out) fail("{}: cannot open for writing", a.dump_logits);
+    out.write(reinterpret_cast<const char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
+    if (!out) fail("{}: write failed", a.dump_logits);
+  }
+
+  Sampler sampler(a.sampling);
+  const float* last = logits.data() + (all ? (n - 1) * V : 0);
+  std::vector<int32_t> generated;
+  auto t2 = std::chrono::steady_clock::now();
+  for (int i = 0; i < a.n_predict; ++i) {
+    int32_t tok = sampler.sample(last, V);
+    generated.push_back(tok);
+    if (i + 1 == a.n_predict) break;
+    int32_t p = int32_t(n + i);
+    model->forward(std::span(&tok, 1), std::span(&p, 1), kv, logits.data(), false);
+    last = logits.data();
+  }
+  const double t_gen = seconds_since(t2);
+  std::string line;
+  for (size_t i = 0; i < generated.size(); ++i) line += (i ? "," : "") + std::to_string(generated[i]);
+  fmt::print("{}\n", line);
+  fmt::print(stderr, "whale: prompt {} tokens in {:.3f} s ({:.1f} t/s), generated {} in {:.3f} s ({:.1f} t/s)\n",
+             n, t_prefill, n / std::max(t_prefill, 1e-9), generated.size(), t_gen,
+             generated.size() > 1 ? (generated.size() - 1) / std::max(t_gen, 1e-9) : 0.0);
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "generate from a prompt of token ids");
+  cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids");
+  cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+  cmd->add_option("-c,--ctx-size", a->n_ctx, "context size (default: prompt + n)");
+  cmd->add_option("--temp", a->sampling.temperature, "temperature; 0 = greedy (ties: lowest id)")->capture_default_str();
+  cmd->add_option("--top-k", a->sampling.top_k, "top-k sampling; 0 = off")->capture_default_str();
+  cmd->add_option("--top-p", a->sampling.top_p, "top-p (nucleus) sampling; 1 = off")->capture_default_str();
+  cmd->add_option("--seed", a->sampling.seed, "random seed")->capture_default_str();
+  cmd->add_option("--dump-logits", a->dump_logits, "write prompt logits as f32 [n_prompt, n_vocab]");
+  cmd->add_flag("--naive-mla", a->naive_mla, "deepseek2: expanded (non-absorbed) MLA, for checking");
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace whale::app

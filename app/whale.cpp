@@ -1,0 +1,33 @@
+// whale: one binary, subcommands. Results go to stdout, logs and errors to stderr; every
+// error is one line and a non-zero exit status.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"whale: run and train DeepSeek-family models on the CPU"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "show help for all subcommands");
+  whale::app::register_info(app);
+  whale::app::register_run(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const whale::Error& e) {
+    std::fprintf(stderr, "whale: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "whale: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "whale: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

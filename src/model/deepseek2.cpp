@@ -1,0 +1,368 @@
+// DeepSeek-V2 / V2-Lite / V3 / R1 ("deepseek2"): Multi-head Latent Attention + DeepSeekMoE.
+// The math follows DeepSeek's inference/model.py; see ../shared/DESIGN.md §4 and the legend
+// in model/config.h. Per token:
+//   x += MLA(RMSNorm(x));  x += FFN(RMSNorm(x))   (FFN = SwiGLU for the first n_dense_lead
+//   layers, MoE after);    logits = lm_head(RMSNorm(x))
+// MLA runs absorbed: the cache holds [c_kv ; k_rope] (c + dr floats) per token per layer,
+// q̃_h = W_kb,hᵀ q_nope,h, score = scale·(q̃_h·c_kv + q_rope,h·k_rope), o_h = W_vb,h Σ p c_kv.
+// The naive form (expand K and V per head) stays available as the test oracle.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "model/moe_routing.h"
+#include "model/rope.h"
+
+namespace whale {
+
+namespace {
+
+struct SwiGlu {
+  Matrix gate, up;  // [F, D]
+  Matrix down;      // [D, F]
+};
+
+struct Layer {
+  std::vector<float> attn_norm;  // [D]
+  Matrix wq;                     // [H*(dn+dr), D]          q_lora == 0
+  Matrix wq_a;                   // [q_lora, D]
+  std::vector<float> q_a_norm;   // [q_lora]
+  Matrix wq_b;                   // [H*(dn+dr), q_lora]
+  Matrix wkv_a;                  // [c+dr, D]
+  std::vector<float> kv_a_norm;  // [c]
+  // K/V up-projections, in one of two layouts:
+  Matrix wk_b;   // GGUF split: [H*c, dn]  (head h: rows h*c.., W_kb,hᵀ)
+  Matrix wv_b;   // GGUF split: [H*dv, c]
+  Matrix wkv_b;  // HF kv_b_proj / older GGUF: [H*(dn+dv), c] (head h: dn K rows, dv V rows)
+  Matrix wo;     // [D, H*dv]
+  std::vector<float> ffn_norm;  // [D]
+  SwiGlu dense;                 // dense layers
+  // MoE layers
+  Matrix router;                   // [E, D]
+  std::vector<float> router_bias;  // [E] e_score_correction_bias (empty if none)
+  std::vector<SwiGlu> experts;     // E x ([Fe, D], [Fe, D], [D, Fe])
+  SwiGlu shared;                   // width S*Fe
+  bool moe = false;
+};
+
+// Grow-only scratch buffers, reused across calls.
+struct Workspace {
+  std::vector<float> x, xn, q, qa, kva, qt, ctx, o, out, ffn_a, ffn_b, ffn_c, gathered, logits_tmp;
+  std::vector<float> router_logits, route_w, route_scratch, cs;
+  std::vector<int32_t> route_e;
+  std::vector<float> attn_scores, kexp, vexp;
+  static float* get(std::vector<float>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
+  }
+};
+
+class Deepseek2 final : public Model {
+ public:
+  Deepseek2(std::unique_ptr<ModelFiles> files, const LoadOptions& opts)
+      : Model(std::move(files)), naive_(opts.naive_mla) {
+    load();
+  }
+
+  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
+               float* logits, bool all_logits) override;
+
+ private:
+  void load();
+  void attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv);
+  void ffn(const Layer& L, int64_t n);
+  void swiglu_mlp(const SwiGlu& m, int64_t width, const float* x, int64_t n, float* y);
+
+  bool naive_;
+  Matrix tok_embd_;              // [V, D]
+  std::vector<float> out_norm_;  // [D]
+  Matrix output_;                // [V, D]
+  std::vector<Layer> layers_;
+  std::vector<float> inv_freq_;  // [dr/2]
+  float kq_scale_ = 1;
+  RouterParams router_;
+  Workspace ws_;
+};
+
+void Deepseek2::load() {
+  const ModelConfig& c = config();
+  WeightLoader w(*files_);
+  const bool gguf = files_->format() == FileFormat::Gguf;
+  const int64_t D = c.n_embd, H = c.n_head, dn = c.qk_nope_dim, dr = c.qk_rope_dim,
+                dv = c.v_head_dim, C = c.kv_lora_rank, Fe = c.n_ff_expert;
+
+  tok_embd_ = w.matrix(gguf ? "token_embd.weight" : "model.embed_tokens.weight", c.n_vocab, D);
+  out_norm_ = w.vector(gguf ? "output_norm.weight" : "model.norm.weight", D);
+  const std::string out_name = gguf ? "output.weight" : "lm_head.weight";
+  output_ = (c.tie_embeddings || !w.has(out_name)) ? tok_embd_ : w.matrix(out_name, c.n_vocab, D);
+
+  layers_.resize(size_t(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    Layer& L = layers_[size_t(il)];
+    const std::string p = gguf ? fmt::format("blk.{}.", il) : fmt::format("model.layers.{}.", il);
+    auto name = [&](const char* g, const char* hf) { return p + (gguf ? g : hf); };
+    L.attn_norm = w.vector(name("attn_norm.weight", "input_layernorm.weight"), D);
+    if (c.q_lora_rank > 0) {
+      L.wq_a = w.matrix(name("attn_q_a.weight", "self_attn.q_a_proj.weight"), c.q_lora_rank, D);
+      L.q_a_norm = w.vector(name("attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"), c.q_lora_rank);
+      L.wq_b = w.matrix(name("attn_q_b.weight", "self_attn.q_b_proj.weight"), H * (dn + dr), c.q_lora_rank);
+    } else {
+      L.wq = w.matrix(name("attn_q.weight", "self_attn.q_proj.weight"), H * (dn + dr), D);
+    }
+    L.wkv_a = w.matrix(name("attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"), C + dr, D);
+    L.kv_a_norm = w.vector(name("attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"), C);
+    if (gguf && w.has(p + "attn_k_b.weight")) {
+      L.wk_b = w.matrix(p + "attn_k_b.weight", H * C, dn);
+      L.wv_b = w.matrix(p + "attn_v_b.weight", H * dv, C);
+    } else {
+      L.wkv_b = w.matrix(name("attn_kv_b.weight", "self_attn.kv_b_proj.weight"), H * (dn + dv), C);
+    }
+    L.wo = w.matrix(name("attn_output.weight", "self_attn.o_proj.weight"), D, H * dv);
+    L.ffn_norm = w.vector(name("ffn_norm.weight", "post_attention_layernorm.weight"), D);
+    L.moe = c.is_moe_layer(il);
+    if (!L.moe) {
+      L.dense.gate = w.matrix(name("ffn_gate.weight", "mlp.gate_proj.weight"), c.n_ff, D);
+      L.dense.up = w.matrix(name("ffn_up.weight", "mlp.up_proj.weight"), c.n_ff, D);
+      L.dense.down = w.matrix(name("ffn_down.weight", "mlp.down_proj.weight"), D, c.n_ff);
+      continue;
+    }
+    const int64_t E = c.n_expert;
+    L.router = w.matrix(name("ffn_gate_inp.weight", "mlp.gate.weight"), E, D);
+    const std::string bias = name("exp_probs_b.bias", "mlp.gate.e_score_correction_bias");
+    if (w.has(bias)) L.router_bias = w.vector(bias, E);
+    L.experts.resize(size_t(E));
+    if (gguf) {
+      Matrix g = w.matrix(p + "ffn_gate_exps.weight", E * Fe, D);
+      Matrix u = w.matrix(p + "ffn_up_exps.weight", E * Fe, D);
+      Matrix d = w.matrix(p + "ffn_down_exps.weight", E * D, Fe);
+      for (int64_t e = 0; e < E; ++e)
+        L.experts[size_t(e)] = {g.row_slice(e * Fe, Fe), u.row_slice(e * Fe, Fe), d.row_slice(e * D, D)};
+    } else {
+      for (int64_t e = 0; e < E; ++e) {
+        const std::string q = fmt::format("{}mlp.experts.{}.", p, e);
+        L.experts[size_t(e)] = {w.matrix(q + "gate_proj.weight", Fe, D),
+                                w.matrix(q + "up_proj.weight", Fe, D),
+                                w.matrix(q + "down_proj.weight", D, Fe)};
+      }
+    }
+    if (c.n_expert_shared > 0) {
+      const int64_t Fs = c.n_expert_shared * Fe;
+      L.shared.gate = w.matrix(name("ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"), Fs, D);
+      L.shared.up = w.matrix(name("ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"), Fs, D);
+      L.shared.down = w.matrix(name("ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"), D, Fs);
+    }
+  }
+  for (auto& n : w.unused())
+    if (!files_->is_mtp_tensor(n)) unused_.push_back(n);
+
+  inv_freq_ = rope_inv_freq(c, dr);
+  kq_scale_ = mla_softmax_scale(c);
+  router_ = RouterParams{.scoring = c.scoring, .n_expert = c.n_expert, .top_k = c.n_expert_used,
+                         .n_group = c.n_group, .topk_group = c.topk_group,
+                         .norm_topk_prob = c.norm_topk_prob,
+                         .routed_scaling = float(c.routed_scaling), .bias = nullptr};
+}
+
+void Deepseek2::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                        KvCache& kv, float* logits, bool all_logits) {
+  check_batch(tokens, positions, kv);
+  const ModelConfig& c = config();
+  const int64_t n = int64_t(tokens.size()), D = c.n_embd;
+  float* x = Workspace::get(ws_.x, size_t(n * D));
+  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const Layer& L = layers_[size_t(il)];
+    attention(L, il, positions.data(), n, kv);
+    ffn(L, n);
+  }
+
+  const int64_t first = all_logits ? 0 : n - 1;
+  float* xn = Workspace::get(ws_.xn, size_t(n * D));
+  for (int64_t t = first; t < n; ++t)
+    rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, float(c.rms_eps));
+  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+}
+
+void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv) {
+  const ModelConfig& c = config();
+  const int64_t D = c.n_embd, H = c.n_head, dn = c.qk_nope_dim, dr = c.qk_rope_dim,
+                dv = c.v_head_dim, C = c.kv_lora_rank, dq = dn + dr;
+  const float eps = float(c.rms_eps);
+  float* x = ws_.x.data();
+  float* xn = Workspace::get(ws_.xn, size_t(n * D));
+  for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.attn_norm.data(), xn + t * D, D, eps);
+
+  // q: [n, H, dn + dr]
+  float* q = Workspace::get(ws_.q, size_t(n * H * dq));
+  if (c.q_lora_rank > 0) {
+    float* qa = Workspace::get(ws_.qa, size_t(n * c.q_lora_rank));
+    matmul(L.wq_a, xn, n, D, qa, c.q_lora_rank);
+    for (int64_t t = 0; t < n; ++t)
+      rmsnorm(qa + t * c.q_lora_rank, L.q_a_norm.data(), qa + t * c.q_lora_rank, c.q_lora_rank, eps);
+    matmul(L.wq_b, qa, n, c.q_lora_rank, q, H * dq);
+  } else {
+    matmul(L.wq, xn, n, D, q, H * dq);
+  }
+  // [c_kv ; k_rope] → cache
+  float* kva = Workspace::get(ws_.kva, size_t(n * (C + dr)));
+  matmul(L.wkv_a, xn, n, D, kva, C + dr);
+  float* cs = Workspace::get(ws_.cs, size_t(n * dr));
+  for (int64_t t = 0; t < n; ++t) {
+    rope_cos_sin(inv_freq_, pos[t], cs + t * dr);
+    float* row = kv.k(il, pos[t]);
+    rmsnorm(kva + t * (C + dr), L.kv_a_norm.data(), row, C, eps);
+    std::copy(kva + t * (C + dr) + C, kva + (t + 1) * (C + dr), row + C);
+    rope_apply(row + C, cs + t * dr, dr / 2, c.rope_style);
+    for (int64_t h = 0; h < H; ++h) rope_apply(q + (t * H + h) * dq + dn, cs + t * dr, dr / 2, c.rope_style);
+  }
+
+  float* ctx_o = Workspace::get(ws_.o, size_t(n * H * dv));
+  const bool split = !L.wk_b.empty();
+  // Per head h: W_kb,h as stored. split: [c, dn] (= W_kbᵀ); kv_b: rows h*(dn+dv).. [dn, c].
+  auto kb = [&](int64_t h) { return split ? L.wk_b.row_slice(h * C, C) : L.wkv_b.row_slice(h * (dn + dv), dn); };
+  auto vb = [&](int64_t h) { return split ? L.wv_b.row_slice(h * dv, dv) : L.wkv_b.row_slice(h * (dn + dv) + dn, dv); };
+
+  int64_t max_pos = 0;
+  for (int64_t t = 0; t < n; ++t) max_pos = std::max<int64_t>(max_pos, pos[t]);
+  const int64_t T = max_pos + 1;  // cache rows any token of the batch may see
+
+  if (!naive_) {
+    // q̃[n, H, c] = W_kb,hᵀ q_nope,h
+    float* qt = Workspace::get(ws_.qt, size_t(n * H * C));
+    for (int64_t h = 0; h < H; ++h) {
+      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
+      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
+    }
+    float* ctx = Workspace::get(ws_.ctx, size_t(n * H * C));
+    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
+    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
+      for (int64_t th = b; th < e; ++th) {
+        const int64_t t = th / H;
+        const float* qc = qt + th * C;
+        const float* qr = q + th * dq + dn;
+        float* s = scores + th * T;
+        const int64_t len = pos[t] + 1;
+        for (int64_t u = 0; u < len; ++u) {
+          const float* row = kv.k(il, u);
+          s[u] = kq_scale_ * (dot_f32(qc, row, C) + dot_f32(qr, row + C, dr));
+        }
+        softmax_inplace(s, len);
+        float* out = ctx + th * C;
+        std::fill(out, out + C, 0.0f);
+        for (int64_t u = 0; u < len; ++u) {
+          const float* row = kv.k(il, u);
+          for (int64_t j = 0; j < C; ++j) out[j] += s[u] * row[j];
+        }
+      }
+    });
+    for (int64_t h = 0; h < H; ++h) matmul(vb(h), ctx + h * C, n, H * C, ctx_o + h * dv, H * dv);
+  } else {
+    // Naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u) for u < T.
+    float* latent = Workspace::get(ws_.ctx, size_t(T * C));
+    for (int64_t u = 0; u < T; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
+    float* kexp = Workspace::get(ws_.kexp, size_t(T * H * dn));
+    float* vexp = Workspace::get(ws_.vexp, size_t(T * H * dv));
+    for (int64_t h = 0; h < H; ++h) {
+      if (split) matmul_transposed(kb(h), latent, T, C, kexp + h * dn, H * dn);
+      else matmul(kb(h), latent, T, C, kexp + h * dn, H * dn);
+      matmul(vb(h), latent, T, C, vexp + h * dv, H * dv);
+    }
+    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        float* s = scores + (t * H + h) * T;
+        const float* qh = q + (t * H + h) * dq;
+        const int64_t len = pos[t] + 1;
+        for (int64_t u = 0; u < len; ++u)
+          s[u] = kq_scale_ * (dot_f32(qh, kexp + (u * H + h) * dn, dn) +
+                              dot_f32(qh + dn, kv.k(il, u) + C, dr));
+        softmax_inplace(s, len);
+        float* o = ctx_o + (t * H + h) * dv;
+        std::fill(o, o + dv, 0.0f);
+        for (int64_t u = 0; u < len; ++u)
+          for (int64_t j = 0; j < dv; ++j) o[j] += s[u] * vexp[(u * H + h) * dv + j];
+      }
+  }
+
+  float* out = Workspace::get(ws_.out, size_t(n * D));
+  matmul(L.wo, ctx_o, n, H * dv, out, D);
+  for (int64_t i = 0; i < n * D; ++i) x[i] += out[i];
+}
+
+void Deepseek2::swiglu_mlp(const SwiGlu& m, int64_t width, const float* xin, int64_t n, float* y) {
+  const int64_t D = config().n_embd;
+  float* a = Workspace::get(ws_.ffn_a, size_t(n * width));
+  float* b = Workspace::get(ws_.ffn_b, size_t(n * width));
+  matmul(m.gate, xin, n, D, a, width);
+  matmul(m.up, xin, n, D, b, width);
+  swiglu(a, b, a, n * width);
+  matmul(m.down, a, n, width, y, D);
+}
+
+void Deepseek2::ffn(const Layer& L, int64_t n) {
+  const ModelConfig& c = config();
+  const int64_t D = c.n_embd;
+  float* x = ws_.x.data();
+  float* xn = Workspace::get(ws_.xn, size_t(n * D));
+  for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.ffn_norm.data(), xn + t * D, D, float(c.rms_eps));
+  float* y = Workspace::get(ws_.out, size_t(n * D));
+  if (!L.moe) {
+    swiglu_mlp(L.dense, c.n_ff, xn, n, y);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += y[i];
+    return;
+  }
+  // Route every token, then run each expert once over the tokens that chose it.
+  const int64_t E = c.n_expert, K = c.n_expert_used, Fe = c.n_ff_expert;
+  float* rl = Workspace::get(ws_.router_logits, size_t(n * E));
+  matmul(L.router, xn, n, D, rl, E);
+  std::vector<int32_t>& re = ws_.route_e;
+  re.resize(size_t(n * K));
+  float* rw = Workspace::get(ws_.route_w, size_t(n * K));
+  float* scratch = Workspace::get(ws_.route_scratch, size_t(3 * E));
+  RouterParams rp = router_;
+  rp.bias = L.router_bias.empty() ? nullptr : L.router_bias.data();
+  for (int64_t t = 0; t < n; ++t) route_token(rp, rl + t * E, &re[size_t(t * K)], rw + t * K, scratch);
+
+  std::fill(y, y + n * D, 0.0f);
+  float* gathered = Workspace::get(ws_.gathered, size_t(n * D));
+  float* eout = Workspace::get(ws_.ffn_c, size_t(n * D));
+  std::vector<int64_t> members;  // small: tokens routed to one expert
+  std::vector<float> member_w;
+  for (int64_t e = 0; e < E; ++e) {
+    members.clear();
+    member_w.clear();
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t k = 0; k < K; ++k)
+        if (re[size_t(t * K + k)] == e) {
+          members.push_back(t);
+          member_w.push_back(rw[t * K + k]);
+        }
+    if (members.empty()) continue;
+    const int64_t m = int64_t(members.size());
+    for (int64_t i = 0; i < m; ++i) std::copy(xn + members[i] * D, xn + (members[i] + 1) * D, gathered + i * D);
+    swiglu_mlp(L.experts[size_t(e)], Fe, gathered, m, eout);
+    for (int64_t i = 0; i < m; ++i) {
+      float* yt = y + members[i] * D;
+      for (int64_t j = 0; j < D; ++j) yt[j] += member_w[i] * eout[i * D + j];
+    }
+  }
+  if (c.n_expert_shared > 0) {
+    swiglu_mlp(L.shared, c.n_expert_shared * Fe, xn, n, eout);
+    for (int64_t i = 0; i < n * D; ++i) y[i] += eout[i];
+  }
+  for (int64_t i = 0; i < n * D; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+std::unique_ptr<Model> make_deepseek2(std::unique_ptr<ModelFiles> files, const LoadOptions& opts) {
+  return std::make_unique<Deepseek2>(std::move(files), opts);
+}
+
+}  // namespace whale

@@ -1,0 +1,169 @@
+// Dense decoder-only transformers of the R1-Distill family: qwen2 (q/k/v biases) and llama
+// (llama3 rope scaling). Hugging Face semantics: GQA, RMSNorm, RoPE, SwiGLU, per token
+//   x += Wo·Attn(RoPE(Wq xn + bq), RoPE(Wk xn + bk), Wv xn + bv);  x += W2(silu(W1 xn) ⊙ W3 xn)
+// RoPE pairing: HF checkpoints rotate halves (NeoX); llama GGUFs have Q/K rows permuted by the
+// converter so that pairs are adjacent (ModelConfig::rope_style says which).
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "model/rope.h"
+
+namespace whale {
+
+namespace {
+
+struct Layer {
+  std::vector<float> attn_norm;     // [D]
+  Matrix wq, wk, wv;                // [H*dh, D], [Hkv*dh, D], [Hkv*dh, D]
+  std::vector<float> bq, bk, bv;    // biases (qwen2) or empty
+  Matrix wo;                        // [D, H*dh]
+  std::vector<float> ffn_norm;      // [D]
+  Matrix gate, up, down;            // [F, D], [F, D], [D, F]
+};
+
+std::vector<float>& grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v;
+}
+
+class Dense final : public Model {
+ public:
+  Dense(std::unique_ptr<ModelFiles> files, const LoadOptions&) : Model(std::move(files)) { load(); }
+  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
+               float* logits, bool all_logits) override;
+
+ private:
+  void load();
+  Matrix tok_embd_, output_;
+  std::vector<float> out_norm_;
+  std::vector<Layer> layers_;
+  std::vector<float> inv_freq_;
+  // scratch
+  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_, scores_;
+};
+
+void Dense::load() {
+  const ModelConfig& c = config();
+  WeightLoader w(*files_);
+  const bool gguf = files_->format() == FileFormat::Gguf;
+  const int64_t D = c.n_embd, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  tok_embd_ = w.matrix(gguf ? "token_embd.weight" : "model.embed_tokens.weight", c.n_vocab, D);
+  out_norm_ = w.vector(gguf ? "output_norm.weight" : "model.norm.weight", D);
+  const std::string out_name = gguf ? "output.weight" : "lm_head.weight";
+  output_ = (c.tie_embeddings || !w.has(out_name)) ? tok_embd_ : w.matrix(out_name, c.n_vocab, D);
+
+  layers_.resize(size_t(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    Layer& L = layers_[size_t(il)];
+    const std::string p = gguf ? fmt::format("blk.{}.", il) : fmt::format("model.layers.{}.", il);
+    auto name = [&](const char* g, const char* hf) { return p + (gguf ? g : hf); };
+    L.attn_norm = w.vector(name("attn_norm.weight", "input_layernorm.weight"), D);
+    L.wq = w.matrix(name("attn_q.weight", "self_attn.q_proj.weight"), qd, D);
+    L.wk = w.matrix(name("attn_k.weight", "self_attn.k_proj.weight"), kvd, D);
+    L.wv = w.matrix(name("attn_v.weight", "self_attn.v_proj.weight"), kvd, D);
+    if (c.attn_bias) {
+      L.bq = w.vector(name("attn_q.bias", "self_attn.q_proj.bias"), qd);
+      L.bk = w.vector(name("attn_k.bias", "self_attn.k_proj.bias"), kvd);
+      L.bv = w.vector(name("attn_v.bias", "self_attn.v_proj.bias"), kvd);
+    }
+    L.wo = w.matrix(name("attn_output.weight", "self_attn.o_proj.weight"), D, qd);
+    L.ffn_norm = w.vector(name("ffn_norm.weight", "post_attention_layernorm.weight"), D);
+    L.gate = w.matrix(name("ffn_gate.weight", "mlp.gate_proj.weight"), c.n_ff, D);
+    L.up = w.matrix(name("ffn_up.weight", "mlp.up_proj.weight"), c.n_ff, D);
+    L.down = w.matrix(name("ffn_down.weight", "mlp.down_proj.weight"), D, c.n_ff);
+  }
+  // llama3 scaling in a GGUF: per-frequency divisors in rope_freqs.weight.
+  if (gguf && w.has("rope_freqs.weight")) {
+    std::vector<float> div = w.vector("rope_freqs.weight", c.head_dim / 2);
+    inv_freq_ = rope_inv_freq(c, c.head_dim, &div);
+  } else {
+    inv_freq_ = rope_inv_freq(c, c.head_dim);
+  }
+  unused_ = w.unused();
+}
+
+void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                    KvCache& kv, float* logits, bool all_logits) {
+  check_batch(tokens, positions, kv);
+  const ModelConfig& c = config();
+  const int64_t n = int64_t(tokens.size()), D = c.n_embd, H = c.n_head, Hkv = c.n_head_kv,
+                dh = c.head_dim, qd = H * dh, kvd = Hkv * dh, F = c.n_ff;
+  const float eps = float(c.rms_eps);
+  const float scale = float(1.0 / std::sqrt(double(dh)));
+  float* x = grow(x_, size_t(n * D)).data();
+  float* xn = grow(xn_, size_t(n * D)).data();
+  float* q = grow(q_, size_t(n * qd)).data();
+  float* k = grow(k_, size_t(n * kvd)).data();
+  float* v = grow(v_, size_t(n * kvd)).data();
+  float* o = grow(o_, size_t(n * std::max(qd, D))).data();
+  float* a = grow(a_, size_t(n * std::max(F, D))).data();
+  float* b = grow(b_, size_t(n * F)).data();
+  float* cs = grow(cs_, size_t(n * dh)).data();
+  int64_t T = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    T = std::max<int64_t>(T, positions[size_t(t)] + 1);
+    rope_cos_sin(inv_freq_, positions[size_t(t)], cs + t * dh);
+  }
+  float* scores = grow(scores_, size_t(n * H * T)).data();
+  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const Layer& L = layers_[size_t(il)];
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.attn_norm.data(), xn + t * D, D, eps);
+    matmul(L.wq, xn, n, D, q, qd);
+    matmul(L.wk, xn, n, D, k, kvd);
+    matmul(L.wv, xn, n, D, v, kvd);
+    for (int64_t t = 0; t < n; ++t) {
+      if (c.attn_bias) {
+        for (int64_t i = 0; i < qd; ++i) q[t * qd + i] += L.bq[i];
+        for (int64_t i = 0; i < kvd; ++i) k[t * kvd + i] += L.bk[i];
+        for (int64_t i = 0; i < kvd; ++i) v[t * kvd + i] += L.bv[i];
+      }
+      for (int64_t h = 0; h < H; ++h) rope_apply(q + t * qd + h * dh, cs + t * dh, dh / 2, c.rope_style);
+      for (int64_t h = 0; h < Hkv; ++h) rope_apply(k + t * kvd + h * dh, cs + t * dh, dh / 2, c.rope_style);
+      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, positions[size_t(t)]));
+      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, positions[size_t(t)]));
+    }
+    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t th = begin; th < end; ++th) {
+        const int64_t t = th / H, h = th % H, hk = h / (H / Hkv);
+        const int64_t len = positions[size_t(t)] + 1;
+        const float* qh = q + t * qd + h * dh;
+        float* s = scores + th * T;
+        for (int64_t u = 0; u < len; ++u) s[u] = scale * dot_f32(qh, kv.k(il, u) + hk * dh, dh);
+        softmax_inplace(s, len);
+        float* out = o + t * qd + h * dh;
+        std::fill(out, out + dh, 0.0f);
+        for (int64_t u = 0; u < len; ++u) {
+          const float* vr = kv.v(il, u) + hk * dh;
+          for (int64_t j = 0; j < dh; ++j) out[j] += s[u] * vr[j];
+        }
+      }
+    });
+    matmul(L.wo, o, n, qd, a, D);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += a[i];
+
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.ffn_norm.data(), xn + t * D, D, eps);
+    matmul(L.gate, xn, n, D, a, F);
+    matmul(L.up, xn, n, D, b, F);
+    swiglu(a, b, a, n * F);
+    matmul(L.down, a, n, F, o, D);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += o[i];
+  }
+  const int64_t first = all_logits ? 0 : n - 1;
+  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, eps);
+  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> make_dense(std::unique_ptr<ModelFiles> files, const LoadOptions& opts) {
+  return std::make_unique<Dense>(std::move(files), opts);
+}
+
+}  // namespace whale
