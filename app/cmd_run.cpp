@@ -64,6 +64,11 @@ void run_generate(const RunArgs& a) {
   if (prompt.empty()) fail("--tokens: the prompt is empty");
   if (a.n_predict < 0) fail("-n must be >= 0");
 
+  std::ofstream dump;  // opened before the work, so a bad path fails fast
+  if (!a.dump_logits.empty()) {
+    dump.open(a.dump_logits, std::ios::binary | std::ios::trunc);
+    if (!dump) fail("{}: cannot open for writing", a.dump_logits);
+  }
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(a.model, LoadOptions{.naive_mla = a.naive_mla});
   const ModelConfig& c = model->config();
@@ -85,10 +90,9 @@ void run_generate(const RunArgs& a) {
   model->forward(prompt, pos, kv, logits.data(), all);
   const double t_prefill = seconds_since(t1);
   if (all) {
-    std::ofstream out(a.dump_logits, std::ios::binary);
-    if (!out) fail("{}: cannot open for writing", a.dump_logits);
-    out.write(reinterpret_cast<const char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
-    if (!out) fail("{}: write failed", a.dump_logits);
+    dump.write(reinterpret_cast<const char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
+    dump.close();
+    if (!dump) fail("{}: write failed", a.dump_logits);
   }
 
   Sampler sampler(a.sampling);
