@@ -8,11 +8,16 @@
 #include <fstream>
 #include <numeric>
 
+#include <unistd.h>
+
+#include "chat_ui.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "runtime/session.h"
+#include "text/chat.h"
 
 namespace whale::app {
 
@@ -27,6 +32,9 @@ struct RunArgs {
   SamplerParams sampling;
   std::string dump_logits;
   bool naive_mla = false;
+  // Text mode (-p): the prompt goes through the chat template unless --raw.
+  std::string prompt, template_file;
+  bool raw = false, hide_reasoning = false;
 };
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -57,9 +65,40 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// -p "text": one chat turn (or a raw completion with --raw), streamed like `whale chat`.
+void run_text_prompt(const RunArgs& a) {
+  auto model = load_model(a.model);
+  TextAssets text = load_text_assets(a.model);
+  std::string tmpl;
+  if (!a.template_file.empty()) {
+    std::ifstream in(a.template_file, std::ios::binary);
+    if (!in) fail("{}: cannot open", a.template_file);
+    tmpl.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const bool use_template = !a.raw && (!tmpl.empty() || !text.chat_template.empty());
+  std::string prompt = a.prompt;
+  if (use_template) {
+    ChatRequest req;
+    req.messages.push_back({{"role", "user"}, {"content", a.prompt}});
+    prompt = render_chat(text, req, tmpl);
+  } else if (!a.raw) {
+    fmt::print(stderr, "whale: {} has no chat template: completing the raw prompt\n", a.model);
+  }
+  const int64_t n_prompt = int64_t(text.tokenizer->encode(prompt, !use_template).size());
+  const int64_t n_ctx = a.n_ctx > 0 ? a.n_ctx : n_prompt + a.n_predict;
+  Session session(*model, n_ctx);
+  GenerateOptions gen{.max_tokens = a.n_predict, .sampling = a.sampling, .stop_tokens = text.stop_tokens};
+  install_interrupt_handler();
+  stream_answer(session, text, prompt, gen,
+                ChatUiOptions{.hide_reasoning = a.hide_reasoning, .color = bool(isatty(STDOUT_FILENO))},
+                /*add_special_tokens=*/!use_template);
+}
+
 void run_generate(const RunArgs& a) {
   if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
-  if (a.tokens.empty()) fail("give a prompt with --tokens 1,2,3");
+  if (!a.prompt.empty() && !a.tokens.empty()) fail("give either -p TEXT or --tokens IDS, not both");
+  if (!a.prompt.empty()) return run_text_prompt(a);
+  if (a.tokens.empty()) fail("give a prompt with -p TEXT or --tokens 1,2,3");
   const std::vector<int32_t> prompt = parse_ids(a.tokens);
   if (prompt.empty()) fail("--tokens: the prompt is empty");
   if (a.n_predict < 0) fail("-n must be >= 0");
@@ -123,6 +162,10 @@ void register_run(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "generate from a prompt of token ids");
   cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
   cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids");
+  cmd->add_option("-p,--prompt", a->prompt, "prompt text (one chat turn through the model's template)");
+  cmd->add_option("--template", a->template_file, "with -p: chat template file instead of the model's");
+  cmd->add_flag("--raw", a->raw, "with -p: no chat template, complete the text as is (BOS added)");
+  cmd->add_flag("--hide-reasoning", a->hide_reasoning, "with -p: do not show the <think> reasoning");
   cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->add_option("-c,--ctx-size", a->n_ctx, "context size (default: prompt + n)");

@@ -7,5 +7,7 @@ namespace whale::app {
 
 void register_info(CLI::App& app);
 void register_run(CLI::App& app);
+void register_text(CLI::App& app);  // tokenize, render
+void register_chat(CLI::App& app);
 
 }  // namespace whale::app

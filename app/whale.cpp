@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "show help for all subcommands");
   whale::app::register_info(app);
   whale::app::register_run(app);
+  whale::app::register_text(app);
+  whale::app::register_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

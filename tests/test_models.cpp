@@ -27,6 +27,8 @@ struct ModelCase {
   bool q8 = false;     // compare against the q8_0 oracle
 };
 
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.dir << "/" << c.file; }
+
 std::vector<ModelCase> all_model_files() {
   std::vector<ModelCase> out;
   const fs::path root = fs::path(test::fixtures_dir()) / "models";

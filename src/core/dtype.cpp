@@ -25,7 +25,7 @@ const DTypeInfo& dtype_info(DType t) { return kInfo[size_t(t)]; }
 
 std::optional<DType> dtype_from_ggml(uint32_t ggml_type) {
   for (size_t i = 0; i < size_t(DType::Count); ++i)
-    if (kInfo[i].ggml_type == int(ggml_type)) return DType(i);
+    if (kInfo[i].ggml_type >= 0 && uint32_t(kInfo[i].ggml_type) == ggml_type) return DType(i);
   return std::nullopt;
 }
 

@@ -32,6 +32,11 @@ void ModelConfig::validate(const std::string& src) const {
     positive("v_head_dim", v_head_dim, 1 << 12);
     if (qk_rope_dim % 2) fail("{}: qk_rope_head_dim {} must be even", src, qk_rope_dim);
     if (q_lora_rank < 0) fail("{}: q_lora_rank {} is negative", src, q_lora_rank);
+    // Bounded so that n_shared × moe_intermediate and n_layer + n_mtp cannot overflow.
+    if (n_expert_shared < 0 || n_expert_shared > 1024)
+      fail("{}: n_shared_experts = {} is out of range (0..1024)", src, n_expert_shared);
+    if (n_mtp_layers < 0 || n_mtp_layers > 4096)
+      fail("{}: num_nextn_predict_layers = {} is out of range (0..4096)", src, n_mtp_layers);
     positive("moe_layer_freq", moe_layer_freq, 1 << 10);
     if (n_dense_lead < n_layer) {
       positive("n_routed_experts", n_expert, 1 << 16);

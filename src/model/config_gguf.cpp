@@ -85,8 +85,15 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     c.qk_rope_dim = k.req_int("rope.dimension_count");
     // key_length_mla / value_length_mla are the per-head dims of the naive form; older files
     // (single attn_kv_b) store them in key_length / value_length.
-    int64_t key_len = k.opt_int("attention.key_length_mla", k.req_int("attention.key_length"));
-    c.v_head_dim = k.opt_int("attention.value_length_mla", k.req_int("attention.value_length"));
+    auto mla_or_plain = [&](const char* mla, const char* plain) {
+      auto v = g.get_int(k.key(mla));
+      return v ? *v : k.req_int(plain);
+    };
+    int64_t key_len = mla_or_plain("attention.key_length_mla", "attention.key_length");
+    c.v_head_dim = mla_or_plain("attention.value_length_mla", "attention.value_length");
+    if (c.qk_rope_dim <= 0 || key_len <= c.qk_rope_dim)  // also keeps the subtraction in range
+      fail("{}: attention key_length {} must exceed rope.dimension_count {}", g.path(), key_len,
+           c.qk_rope_dim);
     c.qk_nope_dim = key_len - c.qk_rope_dim;
     c.n_dense_lead = k.opt_int("leading_dense_block_count", 0);
     c.n_expert = k.opt_int("expert_count", 0);
@@ -100,7 +107,10 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     if (gating == 1) c.scoring = ScoringFunc::Softmax;
     else if (gating == 2) c.scoring = ScoringFunc::Sigmoid;
     else fail("{}: expert_gating_func {} is not supported (1 softmax, 2 sigmoid)", g.path(), gating);
-    c.norm_topk_prob = g.get_bool(k.key("expert_weights_norm")).value_or(false);
+    // DeepSeek's inference code normalises exactly when scoring is sigmoid, whatever
+    // expert_weights_norm says (the converter writes it consistently for released models).
+    g.get_bool(k.key("expert_weights_norm"));
+    c.norm_topk_prob = c.scoring == ScoringFunc::Sigmoid;
     c.n_head_kv = c.n_head;
   } else {
     c.n_head_kv = k.opt_int("attention.head_count_kv", c.n_head);

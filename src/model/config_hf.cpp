@@ -2,6 +2,7 @@
 // DeepseekV3Config, Qwen2Config and LlamaConfig for keys a file leaves out.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -22,8 +23,10 @@ struct Reader {
     if (!has(key)) return def;
     const json& v = j[key];
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>())))
-      return int64_t(v.get<double>());
+    if (v.is_number_float()) {  // 4096.0; range-checked first: casting 1e300 would be UB
+      const double d = v.get<double>();
+      if (d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d)) return int64_t(d);
+    }
     fail("{}: '{}' should be an integer", path, key);
   }
   double number(const char* key, double def) const {
@@ -111,11 +114,14 @@ ModelConfig config_from_hf_json(const std::string& path) {
     c.n_expert_used = r.integer("num_experts_per_tok", v3 ? 8 : 0);
     c.moe_layer_freq = r.integer("moe_layer_freq", 1);
     c.n_dense_lead = r.integer("first_k_dense_replace", v3 ? 3 : 0);
-    c.norm_topk_prob = r.boolean("norm_topk_prob", v3);
+    r.boolean("norm_topk_prob", v3);  // type-checked only: see below
     std::string scoring = r.string("scoring_func", v3 ? "sigmoid" : "softmax");
     if (scoring == "softmax") c.scoring = ScoringFunc::Softmax;
     else if (scoring == "sigmoid") c.scoring = ScoringFunc::Sigmoid;
     else fail("{}: scoring_func '{}' is not supported (softmax, sigmoid)", path, scoring);
+    // DeepSeek's inference code normalises the chosen weights exactly when scoring is sigmoid
+    // (the released configs' norm_topk_prob agrees); its code is the reference.
+    c.norm_topk_prob = c.scoring == ScoringFunc::Sigmoid;
     std::string topk_method = r.string("topk_method", v3 ? "noaux_tc" : "greedy");
     if (topk_method == "greedy" || topk_method == "gready") {
       c.n_group = c.topk_group = 1;  // HF ignores groups for plain greedy routing

@@ -106,8 +106,10 @@ std::vector<float> WeightLoader::vector(const std::string& name, int64_t n) {
   if (t.numel() != n || t.shape.empty() || t.shape.back() != n)
     fail("{}: tensor '{}' has shape {}, expected [{}] for this config", *t.file, name,
          t.shape_str(), n);
-  if (dtype_info(t.dtype).block_elems != 1 && n % dtype_info(t.dtype).block_elems != 0)
-    fail("{}: tensor '{}' cannot be {}", *t.file, name, dtype_name(t.dtype));
+  if (t.dtype == DType::F8_E4M3 || (dtype_info(t.dtype).block_elems != 1 &&
+                                    n % dtype_info(t.dtype).block_elems != 0))
+    fail("{}: tensor '{}' cannot be {} (a float vector is expected)", *t.file, name,
+         dtype_name(t.dtype));
   std::vector<float> out(static_cast<size_t>(n));
   dequantize_row(t.dtype, t.data, out.data(), n);
   return out;
