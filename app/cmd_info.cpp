@@ -51,7 +51,7 @@ void run_info(const InfoArgs& a) {
     p("dense layers", fmt::format("{} (ffn {})", c.n_dense_lead, c.n_ff));
     p("experts", fmt::format("{} routed (top-{}, ffn {}), {} shared", c.n_expert, c.n_expert_used,
                              c.n_ff_expert, c.n_expert_shared));
-    p("routing", fmt::format("{}, groups {}/{}, norm_topk {}, scale {}",
+    p("routing", fmt::format("{}, top-{} of {} groups, norm_topk {}, scale {}",
                              c.scoring == ScoringFunc::Sigmoid ? "sigmoid" : "softmax",
                              c.topk_group, c.n_group, c.norm_topk_prob, c.routed_scaling));
   } else {

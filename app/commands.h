@@ -9,5 +9,10 @@ void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_text(CLI::App& app);  // tokenize, render
 void register_chat(CLI::App& app);
+void register_convert_vocab(CLI::App& app);
+void register_bench_tokenizer(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 }  // namespace whale::app

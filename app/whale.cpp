@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
   whale::app::register_run(app);
   whale::app::register_text(app);
   whale::app::register_chat(app);
+  whale::app::register_convert_vocab(app);
+  whale::app::register_bench_tokenizer(app);
+  whale::app::register_bench(app);
+  whale::app::register_synth(app);
+  whale::app::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

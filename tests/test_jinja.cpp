@@ -3,7 +3,7 @@
 //  1. Fixtures: every case of every ../shared/fixtures/templates/*.jsonl, rendered with the
 //     variables HF's apply_chat_template passes, compared as whole strings.
 //  2. Constructs and Python-semantics corners: a table of (template, context, expected) whose
-//     expected column was produced by Python Jinja2 3.1.6 configured as transformers
+//     expected column was produced by Python Jinja2 3.1.2 configured as transformers
 //     configures it (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
 //     HF's tojson/raise_exception/strftime_now). Regenerating: render each template with that
 //     environment and paste the output.
@@ -110,7 +110,7 @@ struct Case {
   const char* want;
 };
 
-// Expected column: Python Jinja2 3.1.6 with HF's environment (see the header comment).
+// Expected column: Python Jinja2 3.1.2 with HF's environment (see the header comment).
 const Case kCases[] = {
 // BEGIN GENERATED CASES
     {"repr_list", "{{ ['a', 'b'] }}", "{}", "['a', 'b']"},
@@ -227,6 +227,12 @@ const Case kCases[] = {
     {"not_precedence", "{{ not true and false }} {{ not (true and false) }} {{ not x is defined }} {{ x is not defined }}", "{}", "False True True True"},
     {"str_compare_chain_in_if", "{% if messages[0]['role'] == 'system' and messages|length > 1 %}yes{% endif %}", "{\"messages\": [{\"role\": \"system\"}, {\"role\": \"user\"}]}", "yes"},
     {"joiner", "{% set j = joiner('|') %}{% for x in 'abc' %}{{ j() }}{{ x }}{% endfor %}", "{}", "a|b|c"},
+    {"lstrip_unicode_ws", "a\n　\t{% if true %}b{% endif %}\n {# c #}\nz", "{}", "a\nbz"},
+    {"comment_at_eof", "a{#", "{}", "a"},
+    {"raw_at_eof", "a{% raw %}", "{}", "a"},
+    {"unicode_name", "{% set café = 'ok' %}{{ café }}", "{}", "ok"},
+    {"empty_subscript", "[{{ 'abc'[] }}]", "{}", "[]"},
+    {"truncate_non_string", "{{ [1, 2]|truncate(5) }}", "{}", "[1, 2]"},
 // END GENERATED CASES
 };
 
@@ -294,6 +300,12 @@ const ErrorCase kErrors[] = {
     {"err_call_block", "{% call foo() %}{% endcall %}", "{}", "not supported"},
     {"err_include", "{% include 'x' %}", "{}", "not supported"},
     {"err_last_generator", "{{ [1]|select|last }}", "{}", "not reversible"},
+    {"err_slice_int", "{% set x = 5 %}{{ x[1:] }}", "{}", "'int' object is not subscriptable"},
+    {"err_slice_dict", "{{ d[1:] }}", "{\"d\": {\"a\": 1}}", "unhashable type: 'slice'"},
+    {"err_indent_list", "{{ [1]|indent }}", "{}", "unsupported operand type(s) for +=: 'list' and 'str'"},
+    {"err_undefined_int", "{{ nothing|int }}", "{}", "'nothing' is undefined"},
+    {"err_kwarg_repeated", "{{ dict(a=1, a=2) }}", "{}", "keyword argument repeated: a"},
+    {"err_unclosed_raw", "{% raw %}abc", "{}", "unclosed 'raw' block"},
 // END GENERATED ERRORS
 };
 
@@ -407,6 +419,20 @@ TEST(JinjaLimits, OutputSize) {
             std::string::npos);
   EXPECT_NE(error_of("{{ 'a' * 100000000000 }}").find("exceeds the limit"), std::string::npos);
   EXPECT_NE(error_of("{{ [1] * 100000000000 }}").find("exceeds the limit"), std::string::npos);
+}
+
+TEST(JinjaLimits, TotalWorkOverARender) {
+  // Each step is small, but together they would burn unbounded time and memory.
+  whale::jinja::Limits lim;
+  lim.max_total_string_bytes = 1 << 20;
+  std::string ctx = R"({"s": ")" + std::string(10000, 'a') + R"("})";
+  EXPECT_NE(error_of("{% for i in range(1000) %}{% set x = s|upper %}{% endfor %}", ctx, lim)
+                .find("built more than 1048576 bytes of strings"),
+            std::string::npos);
+  // Strings are shared, not copied: a list of many references to one big string is cheap.
+  std::string big = R"({"s": ")" + std::string(1 << 20, 'b') + R"("})";
+  EXPECT_EQ(Template("{{ ([s] * 100000)|length }}").render(ojson::parse(big)), "100000");
+  EXPECT_NE(error_of("{{ ('a' * 60000000)|list|length }}").find("exceeds the limit"), std::string::npos);
 }
 
 TEST(JinjaLimits, LoopIterations) {

@@ -1,4 +1,4 @@
-// Filters and tests with Jinja2 3.1 semantics (jinja2/filters.py, jinja2/tests.py), plus HF's
+// Filters with Jinja2 3.1 semantics (jinja2/filters.py), plus HF's
 // tojson. Filters that Jinja implements as generators (map, select, reject, selectattr,
 // rejectattr, unique, items) return single-pass iterators here too, because templates can
 // observe the difference: a generator is always true and has no length.
@@ -29,7 +29,7 @@ std::vector<Value> attribute_parts(const Value& attribute) {
   std::vector<Value> parts;
   for (const std::string& p : py::split(attribute.str(), std::string("."), -1)) {
     if (!p.empty() && p.find_first_not_of("0123456789") == std::string::npos)
-      parts.emplace_back(static_cast<int64_t>(std::stoll(p)));
+      parts.emplace_back(parse_index(p));
     else
       parts.emplace_back(p);
   }
@@ -287,6 +287,7 @@ Value f_float(Interpreter&, const Value& v, CallArgs& c) {
   Args a(c, "float", {"default"});
   no_rest(a, "float");
   Value def = a.has(0) ? a.get(0) : Value(0.0);
+  require_defined(v);  // Undefined.__float__ raises
   if (v.is_float()) return v;
   if (v.is_int() || v.is_bool()) return Value(static_cast<double>(v.int_value()));
   double d;
@@ -299,6 +300,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& c) {
   no_rest(a, "int");
   Value def = a.has(0) ? a.get(0) : Value(0);
   int64_t base = a.int_or(1, 10);
+  require_defined(v);  // Undefined.__int__ raises
   if (v.is_int() || v.is_bool()) return Value(v.int_value());
   if (v.is_float()) return float_to_int(v.as_float());
   if (v.is_string()) {
@@ -328,8 +330,18 @@ Value f_format(Interpreter&, const Value& v, CallArgs& c) {
 Value f_indent(Interpreter&, const Value& v, CallArgs& c) {
   Args a(c, "indent", {"width", "first", "blank"});
   no_rest(a, "indent");
-  std::string ind = a.has(0) && a.get(0).is_string() ? a.get(0).str() : std::string(static_cast<size_t>(std::max<int64_t>(0, a.int_or(0, 4))), ' ');
-  std::string s = to_str(v) + "\n";  // Jinja's quirk so that splitlines keeps a last blank line
+  std::string ind;
+  if (a.has(0) && a.get(0).is_string()) {
+    ind = a.get(0).str();
+  } else {
+    int64_t width = std::max<int64_t>(0, a.int_or(0, 4));
+    check_string_size(static_cast<size_t>(width));
+    ind.assign(static_cast<size_t>(width), ' ');
+  }
+  // Jinja appends "\n" to the value itself (no str()), so only strings can be indented.
+  require_defined(v);
+  if (!v.is_string()) raise("unsupported operand type(s) for +=: '{}' and 'str'", type_name(v));
+  std::string s = v.str() + "\n";  // Jinja's quirk so that splitlines keeps a last blank line
   std::vector<std::string> lines = py::splitlines(s, false);
   std::string out;
   if (a.bool_or(2, false)) {
@@ -502,6 +514,7 @@ Value f_reverse(Interpreter&, const Value& v, CallArgs& c) {
 double py_round(double x, int64_t ndigits) {
   if (!std::isfinite(x)) return x;
   if (ndigits > 300) return x;
+  if (ndigits < -308) return std::copysign(0.0, x);
   if (ndigits >= 0) {
     char buf[512];
     std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(ndigits), x);
@@ -522,11 +535,14 @@ Value f_round(Interpreter&, const Value& v, CallArgs& c) {
   if (method == "common") {
     if (!v.is_float()) {  // round(int, n) stays an int
       if (precision >= 0) return Value(v.int_value());
-      double p = std::pow(10.0, static_cast<double>(-precision));
-      return Value(static_cast<int64_t>(std::nearbyint(static_cast<double>(v.int_value()) / p) * p));
+      double p = std::pow(10.0, static_cast<double>(std::min<int64_t>(-precision, 400)));
+      double r = std::nearbyint(static_cast<double>(v.int_value()) / p) * p;
+      if (!(std::fabs(r) < 9.2233720368547758e18)) raise("integer overflow (whale's integers are 64-bit)");
+      return Value(static_cast<int64_t>(r));
     }
     return Value(py_round(v.as_float(), precision));
   }
+  if (precision > 300 || precision < -300) raise("round(): precision {} is out of range", precision);
   double p = std::pow(10.0, static_cast<double>(precision));
   double x = v.number() * p;
   return Value((method == "ceil" ? std::ceil(x) : std::floor(x)) / p);
@@ -598,7 +614,11 @@ Value f_tojson(Interpreter&, const Value& v, CallArgs& c) {
   if (a.has(1) && !a.get(1).is_none()) {
     const Value& ind = a.get(1);
     if (ind.is_string()) o.indent = ind.str();
-    else if (ind.is_int() || ind.is_bool()) o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, ind.int_value())), ' ');
+    else if (ind.is_int() || ind.is_bool()) {
+      int64_t width = std::max<int64_t>(0, ind.int_value());
+      check_string_size(static_cast<size_t>(width));
+      o.indent.assign(static_cast<size_t>(width), ' ');
+    }
     else raise("tojson(): indent must be an integer or string, not {}", type_name(ind));
     o.has_indent = true;
     o.item_sep = ",";
@@ -625,12 +645,14 @@ Value f_trim(Interpreter&, const Value& v, CallArgs& c) {
 Value f_truncate(Interpreter&, const Value& v, CallArgs& c) {
   Args a(c, "truncate", {"length", "killwords", "end", "leeway"});
   no_rest(a, "truncate");
-  std::u32string s = py::decode(to_str(v));
   int64_t length = a.int_or(0, 255), leeway = a.int_or(3, 5);
   std::u32string end = py::decode(a.has(2) ? a.get_str(2) : "...");
   if (length < static_cast<int64_t>(end.size())) raise("expected length >= {}, got {}", end.size(), length);
   if (leeway < 0) raise("expected leeway >= 0, got {}", leeway);
-  if (static_cast<int64_t>(s.size()) <= length + leeway) return Value(py::encode(s));
+  // Jinja measures and slices the value itself (no str()): short non-strings pass through.
+  if (static_cast<int64_t>(len(v)) <= length + leeway) return v;
+  if (!v.is_string()) raise("truncate() of a long {} is not supported", type_name(v));
+  std::u32string s = py::decode(v.str());
   std::u32string head = s.substr(0, static_cast<size_t>(length) - end.size());
   if (!a.bool_or(1, false)) {
     size_t sp = head.rfind(U' ');
@@ -724,143 +746,6 @@ constexpr std::string_view kUnsupportedFilters[] = {
     "filesizeformat", "groupby", "pprint", "random", "slice", "striptags", "urlencode", "urlize",
     "wordwrap", "xmlattr"};
 
-// ---- tests ---------------------------------------------------------------------------------------
-
-bool one_arg(CallArgs& c, const char* fn, Value* out) {
-  Args a(c, fn, {"other"});
-  no_rest(a, fn);
-  if (!a.has(0)) raise("{}() missing 1 required positional argument", fn);
-  *out = a.get(0);
-  return true;
-}
-
-template <bool (*Pred)(const Value&)>
-bool t_unary(Interpreter&, const Value& v, CallArgs& c) {
-  Args a(c, "test", {});
-  no_rest(a, "test");
-  return Pred(v);
-}
-
-bool is_sequence(const Value& v) {
-  // Python: has __len__ and __getitem__ (dict views and generators lack __getitem__).
-  if (v.is_undefined() || v.is_string() || v.is_mapping()) return true;
-  if (!v.is_list()) return false;
-  auto k = v.list().kind;
-  return k == ListObj::Kind::List || k == ListObj::Kind::Tuple || k == ListObj::Kind::Range;
-}
-
-bool is_iterable(const Value& v) {
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_mapping() || v.is_loop();
-}
-
-bool mod_equals(const Value& v, const Value& d, int64_t r) {
-  return equals(binary_op(BinOp::Mod, v, d), Value(r));
-}
-
-// str.islower() / str.isupper(): some cased character, none of the other case.
-bool str_case_is(const std::string& s, bool lower) {
-  bool any = false;
-  for (char32_t ch : py::decode(s)) {
-    if (lower ? py::is_upper(ch) : py::is_lower(ch)) return false;
-    any = any || (lower ? py::is_lower(ch) : py::is_upper(ch));
-  }
-  return any;
-}
-
-bool t_compare(const Value& v, CallArgs& c, const char* fn, std::string_view op) {
-  Value other;
-  one_arg(c, fn, &other);
-  if (op == "==") return equals(v, other);
-  if (op == "!=") return !equals(v, other);
-  return compare(v, other, op);
-}
-
-bool t_sameas(Interpreter&, const Value& v, CallArgs& c) {
-  Value o;
-  one_arg(c, "sameas", &o);
-  if (v.is_none() || o.is_none()) return v.is_none() && o.is_none();
-  if (v.is_bool() || o.is_bool()) return v.is_bool() && o.is_bool() && v.as_bool() == o.as_bool();
-  if (v.is_list() && o.is_list()) return &v.list() == &o.list();
-  if (v.is_dict() && o.is_dict()) return &v.dict() == &o.dict();
-  if (v.is_function() && o.is_function()) return &v.function() == &o.function();
-  if (v.type() != o.type()) return false;
-  // Identity of equal strings/numbers depends on CPython's interning: not reproducible.
-  raise("'sameas' on {} values is not supported", type_name(v));
-}
-
-bool p_boolean(const Value& v) { return v.is_bool(); }
-bool p_callable(const Value& v) { return v.is_function() || v.is_undefined() || v.is_loop(); }
-bool p_defined(const Value& v) { return !v.is_undefined(); }
-bool p_undefined(const Value& v) { return v.is_undefined(); }
-bool p_none(const Value& v) { return v.is_none(); }
-bool p_false(const Value& v) { return v.is_bool() && !v.as_bool(); }
-bool p_true(const Value& v) { return v.is_bool() && v.as_bool(); }
-bool p_integer(const Value& v) { return v.is_int(); }
-bool p_float(const Value& v) { return v.is_float(); }
-bool p_number(const Value& v) { return v.is_number(); }
-bool p_string(const Value& v) { return v.is_string(); }
-bool p_mapping(const Value& v) { return v.is_mapping(); }
-bool p_odd(const Value& v) { return mod_equals(v, Value(2), 1); }
-bool p_even(const Value& v) { return mod_equals(v, Value(2), 0); }
-bool p_lower(const Value& v) { return str_case_is(to_str(v), true); }
-bool p_upper(const Value& v) { return str_case_is(to_str(v), false); }
-bool p_filter(const Value& v) { return v.is_string() && jinja_has_filter(v.str()); }
-bool p_test(const Value& v) { return v.is_string() && jinja_has_test(v.str()); }
-
-const std::map<std::string_view, TestFn>& tests() {
-  static const std::map<std::string_view, TestFn> m = {
-      {"boolean", t_unary<p_boolean>},
-      {"callable", t_unary<p_callable>},
-      {"defined", t_unary<p_defined>},
-      {"undefined", t_unary<p_undefined>},
-      {"none", t_unary<p_none>},
-      {"false", t_unary<p_false>},
-      {"true", t_unary<p_true>},
-      {"integer", t_unary<p_integer>},
-      {"float", t_unary<p_float>},
-      {"number", t_unary<p_number>},
-      {"string", t_unary<p_string>},
-      {"mapping", t_unary<p_mapping>},
-      {"sequence", t_unary<is_sequence>},
-      {"iterable", t_unary<is_iterable>},
-      {"odd", t_unary<p_odd>},
-      {"even", t_unary<p_even>},
-      {"lower", t_unary<p_lower>},
-      {"upper", t_unary<p_upper>},
-      {"divisibleby", [](Interpreter&, const Value& v, CallArgs& c) {
-         Value d;
-         one_arg(c, "divisibleby", &d);
-         return mod_equals(v, d, 0);
-       }},
-      {"in", [](Interpreter&, const Value& v, CallArgs& c) {
-         Value seq;
-         one_arg(c, "in", &seq);
-         return contains(seq, v);
-       }},
-      {"sameas", t_sameas},
-      {"eq", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "eq", "=="); }},
-      {"equalto", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "equalto", "=="); }},
-      {"==", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "==", "=="); }},
-      {"ne", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "ne", "!="); }},
-      {"!=", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "!=", "!="); }},
-      {"lt", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "lt", "<"); }},
-      {"lessthan", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "lessthan", "<"); }},
-      {"<", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "<", "<"); }},
-      {"le", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "le", "<="); }},
-      {"<=", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "<=", "<="); }},
-      {"gt", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "gt", ">"); }},
-      {"greaterthan", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "greaterthan", ">"); }},
-      {">", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, ">", ">"); }},
-      {"ge", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, "ge", ">="); }},
-      {">=", [](Interpreter&, const Value& v, CallArgs& c) { return t_compare(v, c, ">=", ">="); }},
-      {"filter", t_unary<p_filter>},
-      {"test", t_unary<p_test>},
-  };
-  return m;
-}
-
-constexpr std::string_view kUnsupportedTests[] = {"escaped"};
-
 }  // namespace
 
 FilterFn find_filter(std::string_view name) {
@@ -868,21 +753,9 @@ FilterFn find_filter(std::string_view name) {
   return it == filters().end() ? nullptr : it->second;
 }
 
-TestFn find_test(std::string_view name) {
-  auto it = tests().find(name);
-  return it == tests().end() ? nullptr : it->second;
-}
-
 bool jinja_has_filter(std::string_view name) {
   if (find_filter(name)) return true;
   for (auto n : kUnsupportedFilters)
-    if (n == name) return true;
-  return false;
-}
-
-bool jinja_has_test(std::string_view name) {
-  if (find_test(name)) return true;
-  for (auto n : kUnsupportedTests)
     if (n == name) return true;
   return false;
 }

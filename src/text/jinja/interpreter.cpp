@@ -65,6 +65,8 @@ std::string Interpreter::render(const Body& body, const Value& context) {
   ValueLimits vl;
   vl.max_string_bytes = limits_.max_output_bytes;
   vl.max_list_items = limits_.max_list_items;
+  vl.max_total_string_bytes = limits_.max_total_string_bytes;
+  vl.max_total_list_items = limits_.max_total_list_items;
   set_value_limits(&vl);
   struct Reset {
     ~Reset() { set_value_limits(nullptr); }

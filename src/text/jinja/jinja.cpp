@@ -40,6 +40,8 @@ std::string Template::render(const nlohmann::ordered_json& context) const {
     return in.render(program_->body, ctx);
   } catch (const TemplateError& e) {
     throw to_error(e);
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while rendering the template");
   }
 }
 

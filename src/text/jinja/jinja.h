@@ -30,6 +30,8 @@ namespace whale::jinja {
 struct Limits {
   size_t max_output_bytes = 64u << 20;        // rendered text, and any string built on the way
   size_t max_list_items = 1u << 20;           // any list or dict built on the way
+  size_t max_total_string_bytes = size_t{1} << 30;  // all strings built during one render
+  size_t max_total_list_items = 64u << 20;          // all list items built during one render
   int64_t max_loop_iterations = 1'000'000;    // for-loop iterations in one render, all loops
   int max_render_depth = 400;                 // nested evaluation: macro recursion and the like
   int max_parse_depth = 100;                  // nesting of blocks and expressions in the source
@@ -45,10 +47,11 @@ class Template {
   Template& operator=(Template&&) noexcept;
 
   // Preferred: ordered_json keeps the context's key order, which Python dicts also keep and
-  // which `tojson` and `|items` expose.
+  // which `tojson` and `|items` expose. render() is const and keeps no state between calls:
+  // one Template may be rendered from several threads at once.
   std::string render(const nlohmann::ordered_json& context) const;
   // Convenience for nlohmann::json, whose objects are sorted by key (so renders see sorted
-  // dicts).
+  // dicts). Pass a typed object: a bare braced list would be ambiguous between the two.
   std::string render(const nlohmann::json& context) const;
 
  private:

@@ -86,6 +86,24 @@ class Lexer {
     return !u.empty() && py::is_space(u[0]) ? n : 0;
   }
 
+  static bool all_space(std::string_view s) {
+    for (char32_t c : py::decode(s))
+      if (!py::is_space(c)) return false;
+    return true;
+  }
+
+  // Length of the identifier character at pos (0 if none). Like Python identifiers, names
+  // may use non-ASCII letters (and, after the first, digits and combining marks).
+  size_t name_char_at(size_t pos, bool first) const {
+    if (pos >= src_.size()) return 0;
+    auto c = static_cast<unsigned char>(src_[pos]);
+    if (c < 0x80) return (first ? is_name_start(src_[pos]) : is_name_char(src_[pos])) ? 1 : 0;
+    size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+    std::u32string u = py::decode(std::string_view(src_).substr(pos, n));
+    if (u.empty()) return 0;
+    return (first ? py::is_alpha(u[0]) : py::is_word(u[0])) ? n : 0;
+  }
+
   size_t skip_spaces(size_t pos) const {
     while (size_t n = space_at(pos)) pos += n;
     return pos;
@@ -106,10 +124,11 @@ class Lexer {
       }
       text.resize(e);
     } else if (sign != '+' && lstrip_applies) {
+      // lstrip_blocks: drop the whitespace between the line start and the tag (Jinja 3.1's
+      // `\s+` fullmatch, i.e. Unicode whitespace) when nothing else precedes it on the line.
       size_t nl = text.rfind('\n');
       size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
-      if ((l_pos > 0 || line_starting_) &&
-          text.find_first_not_of(" \t", l_pos) == std::string::npos)
+      if ((l_pos > 0 || line_starting_) && all_space(std::string_view(text).substr(l_pos)))
         text.resize(l_pos);
     }
     if (!text.empty()) push(Tok::Data, std::move(text), pos);
@@ -169,7 +188,14 @@ class Lexer {
 
   void lex_comment(size_t open, size_t content) {
     size_t q = src_.find("#}", content);
-    if (q == std::string::npos) fail(open, "unclosed comment: missing '#}'");
+    if (q == std::string::npos) {
+      // Jinja's lexer stops silently when the template ends right after the opener.
+      if (content >= src_.size()) {
+        pos_ = src_.size();
+        return;
+      }
+      fail(open, "unclosed comment: missing '#}'");
+    }
     size_t end = q + 2;
     if (q > content && src_[q - 1] == '-') {
       end = skip_spaces(end);
@@ -185,7 +211,13 @@ class Lexer {
     size_t p = content;
     while (true) {
       p = src_.find("{%", p);
-      if (p == std::string::npos) fail(open, "unclosed 'raw' block: missing '{% endraw %}'");
+      if (p == std::string::npos) {
+        if (content >= src_.size()) {  // as for comments: nothing after the opener
+          pos_ = src_.size();
+          return;
+        }
+        fail(open, "unclosed 'raw' block: missing '{% endraw %}'");
+      }
       size_t q = p + 2;
       char sign = 0;
       if (q < src_.size() && (src_[q] == '-' || src_[q] == '+')) sign = src_[q++];
@@ -263,9 +295,9 @@ class Lexer {
       char c = src_[p];
       if (is_digit(c)) {
         p = lex_number(p);
-      } else if (is_name_start(c)) {
-        size_t e = p;
-        while (e < src_.size() && is_name_char(src_[e])) ++e;
+      } else if (size_t n = name_char_at(p, true)) {
+        size_t e = p + n;
+        while (size_t k = name_char_at(e, false)) e += k;
         push(Tok::Name, src_.substr(p, e - p), p);
         p = e;
       } else if (c == '\'' || c == '"') {

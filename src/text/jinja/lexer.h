@@ -1,8 +1,8 @@
 // Jinja template tokenizer, with the whitespace rules of Hugging Face's environment.
 //
 // HF compiles chat templates with trim_blocks=True (the first newline after a block tag `%}`
-// or comment is dropped) and lstrip_blocks=True (spaces/tabs before a block or comment tag
-// that starts a line are dropped), plus the per-tag `-` (strip all whitespace on that side)
+// or comment is dropped) and lstrip_blocks=True (whitespace before a block or comment tag
+// that starts a line is dropped), plus the per-tag `-` (strip all whitespace on that side)
 // and `+` (disable lstrip/trim for that tag) markers. Like Jinja2, the source's newlines are
 // normalized to "\n" and a single trailing newline is dropped (keep_trailing_newline=False).
 // Whitespace handling is entirely resolved here: data tokens carry their final text.

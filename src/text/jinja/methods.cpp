@@ -175,7 +175,9 @@ static void slice_indices(int64_t n, const Value& start, const Value& stop, cons
 
 Value slice_value(const Value& seq, const Value& start, const Value& stop, const Value& step) {
   require_defined(seq);
-  if (!indexable(seq)) return Value::undefined(fmt::format("{} is not sliceable", object_repr(seq)));
+  // Jinja compiles slices to a plain Python subscript (no getitem fallback): non-sequences raise.
+  if (seq.is_mapping()) raise("unhashable type: 'slice'");
+  if (!indexable(seq)) raise("'{}' object is not subscriptable", type_name(seq));
   int64_t b, e, s;
   if (seq.is_string()) {
     std::u32string u = py::decode(seq.str());

@@ -248,9 +248,9 @@ std::string format_int(int64_t v, Spec s) {
   if (s.precision >= 0 && static_cast<int64_t>(digits.size()) < s.precision)  // %.3d
     digits.insert(0, static_cast<size_t>(s.precision) - digits.size(), '0');
   if (s.grouping) digits = group(digits, s.grouping);
-  std::string prefix;
+  const char* prefix = "";
   if (s.alt && base != 10) prefix = base == 16 ? (t == 'X' ? "0X" : "0x") : base == 8 ? "0o" : "0b";
-  return pad(sign_of(v < 0, s.sign) + prefix, digits, s, '>');
+  return pad(sign_of(v < 0, s.sign).append(prefix), digits, s, '>');
 }
 
 std::string format_float(double v, Spec s) {
@@ -345,6 +345,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         const Value& w = next_arg();
         if (!is_int_like(w)) raise("* wants int");
         dst = w.int_value();
+        if (dst > 100000 || dst < -100000) raise("width or precision too big");
         ++i;
         return;
       }
@@ -557,7 +558,7 @@ std::string brace_format(const std::string& fmt, const CallArgs& args) {
       } else {
         if (used_auto) raise("cannot switch from automatic field numbering to manual field specification");
         used_manual = true;
-        idx = std::stoul(name);
+        idx = static_cast<size_t>(parse_index(name));
       }
       if (idx >= args.pos.size()) raise("Replacement index {} out of range for positional args tuple", idx);
       v = args.pos[idx];
@@ -577,7 +578,7 @@ std::string brace_format(const std::string& fmt, const CallArgs& args) {
         if (n == std::string::npos) raise("Missing ']' in format string");
         std::string key = field.substr(e + 1, n - e - 1);
         Value kv = !key.empty() && key.find_first_not_of("0123456789") == std::string::npos
-                       ? Value(static_cast<int64_t>(std::stoll(key)))
+                       ? Value(parse_index(key))
                        : Value(key);
         v = getitem_value(v, kv);
         e = n + 1 < field.size() ? n + 1 : std::string::npos;

@@ -729,7 +729,6 @@ class Parser {
       args.push_back(parse_subscribed());
     }
     expect_op("]");
-    if (args.empty()) fail("expected a subscript inside '[]'", t.line);
     auto g = std::make_unique<GetitemExpr>(t.line);
     g->obj = std::move(node);
     if (args.size() == 1) {
@@ -773,6 +772,8 @@ class Parser {
       if (cur().type == Tok::Name && peek().type == Tok::Op && peek().text == "=") {
         std::string key = next().text;
         next();  // '='
+        for (const auto& kv : a.kw)
+          if (kv.first == key) fail("keyword argument repeated: " + key);
         a.kw.emplace_back(std::move(key), parse_expression(true));
       } else {
         if (!a.kw.empty()) fail("positional argument follows keyword argument");

@@ -2,6 +2,7 @@
 #include "text/jinja/value.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -14,10 +15,27 @@ namespace whale::jinja {
 namespace {
 const ValueLimits kDefaultLimits;
 thread_local const ValueLimits* g_limits = nullptr;
+thread_local size_t g_total_string_bytes = 0;
+thread_local size_t g_total_list_items = 0;
 }  // namespace
 
 const ValueLimits& value_limits() { return g_limits ? *g_limits : kDefaultLimits; }
-void set_value_limits(const ValueLimits* limits) { g_limits = limits; }
+void set_value_limits(const ValueLimits* limits) {
+  g_limits = limits;
+  g_total_string_bytes = 0;
+  g_total_list_items = 0;
+}
+
+Value::StrPtr Value::make_str(std::string s) {
+  // Only while a render has installed limits: values built outside a render (tests, the
+  // parser's constants) are not part of any budget.
+  if (g_limits) {
+    g_total_string_bytes += s.size();
+    if (g_total_string_bytes > g_limits->max_total_string_bytes)
+      raise("the template built more than {} bytes of strings", g_limits->max_total_string_bytes);
+  }
+  return std::make_shared<const std::string>(std::move(s));
+}
 
 void check_string_size(size_t bytes) {
   if (bytes > value_limits().max_string_bytes)
@@ -30,6 +48,14 @@ void check_list_size(size_t items) {
     raise("list of {} items exceeds the limit of {} items", items, value_limits().max_list_items);
 }
 
+int64_t parse_index(std::string_view digits) {
+  int64_t v = 0;
+  auto res = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (res.ec != std::errc() || res.ptr != digits.data() + digits.size())
+    raise("index '{}' is out of range", digits);
+  return v;
+}
+
 static void check_depth(int depth) {
   if (static_cast<size_t>(depth) > value_limits().max_nesting)
     raise("value nested more than {} levels deep", value_limits().max_nesting);
@@ -39,6 +65,11 @@ static void check_depth(int depth) {
 
 Value Value::make_list(std::vector<Value> items, ListObj::Kind kind) {
   check_list_size(items.size());
+  if (g_limits) {
+    g_total_list_items += items.size();
+    if (g_total_list_items > g_limits->max_total_list_items)
+      raise("the template built more than {} list items", g_limits->max_total_list_items);
+  }
   auto l = std::make_shared<ListObj>();
   l->kind = kind;
   l->items = std::move(items);
@@ -394,6 +425,7 @@ std::vector<Value> iterate(const Value& v) {
   switch (v.type()) {
     case Value::Type::Undefined: return {};
     case Value::Type::String: {
+      check_list_size(py::length(v.str()));
       std::vector<Value> out;
       std::string ch;
       for (char32_t c : py::decode(v.str())) {

@@ -121,9 +121,10 @@ class Value {
   Value(int i) : v_(static_cast<int64_t>(i)) {}
   Value(int64_t i) : v_(i) {}
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(std::move(s)) {}
-  Value(std::string_view s) : v_(std::string(s)) {}
-  Value(const char* s) : v_(std::string(s)) {}
+  // Strings are immutable and shared: copying a Value never copies the text.
+  Value(std::string s) : v_(make_str(std::move(s))) {}
+  Value(std::string_view s) : v_(make_str(std::string(s))) {}
+  Value(const char* s) : v_(make_str(std::string(s))) {}
   Value(ListPtr l) : v_(std::move(l)) {}
   Value(DictPtr d) : v_(std::move(d)) {}
   Value(FunctionPtr f) : v_(std::move(f)) {}
@@ -157,7 +158,7 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
   double as_float() const { return std::get<double>(v_); }
-  const std::string& str() const { return std::get<std::string>(v_); }
+  const std::string& str() const { return *std::get<StrPtr>(v_); }
   ListObj& list() const { return *std::get<ListPtr>(v_); }
   const ListPtr& list_ptr() const { return std::get<ListPtr>(v_); }
   DictObj& dict() const { return *std::get<DictPtr>(v_); }
@@ -171,8 +172,10 @@ class Value {
   double number() const { return is_float() ? as_float() : static_cast<double>(int_value()); }
 
  private:
+  using StrPtr = std::shared_ptr<const std::string>;
+  static StrPtr make_str(std::string s);  // counts the bytes against the render's work budget
   explicit Value(Undefined u) : v_(std::move(u)) {}
-  std::variant<Undefined, None, bool, int64_t, double, std::string, ListPtr, DictPtr,
+  std::variant<Undefined, None, bool, int64_t, double, StrPtr, ListPtr, DictPtr,
                FunctionPtr, LoopPtr>
       v_;
 };
@@ -214,10 +217,17 @@ struct ValueLimits {
   size_t max_string_bytes = 64u << 20;
   size_t max_list_items = 1u << 20;
   size_t max_nesting = 256;
+  // Totals over a render: every string and list built counts, so that loops of operations on
+  // large values cannot burn unbounded time and memory while each step stays under the caps.
+  size_t max_total_string_bytes = size_t{1} << 30;
+  size_t max_total_list_items = 64u << 20;
 };
 const ValueLimits& value_limits();
-void set_value_limits(const ValueLimits* limits);  // nullptr restores the defaults
+// Installs limits for this thread (nullptr restores the defaults) and resets the totals.
+void set_value_limits(const ValueLimits* limits);
 void check_string_size(size_t bytes);
 void check_list_size(size_t items);
+// Decimal digits to int64, raising (not throwing std::out_of_range) when too large.
+int64_t parse_index(std::string_view digits);
 
 }  // namespace whale::jinja
