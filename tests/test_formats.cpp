@@ -408,6 +408,28 @@ TEST_F(GgufWriterTest, RoundTripsEveryMetadataTypeAndTensorDtype) {
 
 // The exact bytes llama.cpp expects, built by hand: ne reversed, offsets relative to the data
 // section, zero padding after the tensor infos and after each tensor.
+TEST_F(GgufWriterTest, StreamedTensorsEqualCopiedOnesAndFailuresLeaveNoFile) {
+  // 3 rows of 32 f32; the fill is asked for whole rows and must give the same file as a copy.
+  std::vector<float> data(96);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = float(i) * 0.5f;
+  GgufWriter copied, streamed;
+  copied.add_tensor("t", DType::F32, {3, 32}, data.data(), data.size() * 4);
+  streamed.add_tensor_stream("t", DType::F32, {3, 32}, data.size() * 4,
+                             [&](int64_t r0, int64_t n, uint8_t* dst) {
+                               std::memcpy(dst, data.data() + r0 * 32, size_t(n) * 32 * 4);
+                             });
+  copied.write(path("a.gguf").string());
+  streamed.write(path("b.gguf").string());
+  EXPECT_EQ(read_bytes(path("a.gguf")), read_bytes(path("b.gguf")));
+
+  GgufWriter failing;
+  failing.add_tensor_stream("t", DType::F32, {3, 32}, data.size() * 4,
+                            [](int64_t, int64_t, uint8_t*) { fail("source went away"); });
+  EXPECT_THROW(failing.write(path("c.gguf").string()), Error);
+  EXPECT_FALSE(fs::exists(path("c.gguf")));
+  EXPECT_FALSE(fs::exists(path("c.gguf.tmp")));
+}
+
 TEST_F(GgufWriterTest, WritesTheGgufLayoutByteForByte) {
   const float a[6] = {1, 2, 3, 4, 5, 6};
   const uint16_t b[2] = {0x3c00, 0xc000};

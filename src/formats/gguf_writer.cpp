@@ -226,7 +226,7 @@ GgufWriter::Tensor& GgufWriter::check_and_add(std::string name, DType dtype,
     fail("GGUF writer: tensor '{}' has {} bytes, {} of {} elements needs {}", name, nbytes,
          info.name, numel, need.value_or(0));
   if (nbytes > 0 && !data) fail("GGUF writer: tensor '{}' has no data", name);
-  tensors_.push_back(Tensor{std::move(name), dtype, std::move(shape), nullptr, {}, nbytes});
+  tensors_.push_back(Tensor{std::move(name), dtype, std::move(shape), nullptr, {}, nbytes, {}});
   return tensors_.back();
 }
 
@@ -243,7 +243,36 @@ void GgufWriter::add_tensor_view(std::string name, DType dtype, std::vector<int6
   t.view = static_cast<const uint8_t*>(data);
 }
 
+void GgufWriter::add_tensor_stream(std::string name, DType dtype, std::vector<int64_t> shape,
+                                   uint64_t nbytes, RowFill fill) {
+  if (!fill) fail("GGUF writer: tensor '{}' has no data source", name);
+  static const uint8_t kNonNull = 0;  // check_and_add wants data; the fill provides it later
+  Tensor& t = check_and_add(std::move(name), dtype, std::move(shape), &kNonNull, nbytes);
+  t.fill = std::move(fill);
+}
+
 // ---- file ----------------------------------------------------------------------------------
+
+namespace {
+// Writes a streamed tensor in chunks of whole rows; false on a write error.
+template <typename Tensor>
+bool stream_rows(const Tensor& t, std::FILE* f) {
+  constexpr uint64_t kChunk = uint64_t(64) << 20;
+  int64_t rows = 1;
+  for (size_t k = 0; k + 1 < t.shape.size(); ++k) rows *= t.shape[k];
+  if (rows == 0 || t.nbytes == 0) return true;
+  const uint64_t row_bytes = t.nbytes / uint64_t(rows);
+  const int64_t per_chunk = int64_t(std::max<uint64_t>(1, kChunk / row_bytes));
+  std::vector<uint8_t> buf;
+  for (int64_t r = 0; r < rows; r += per_chunk) {
+    const int64_t n = std::min(per_chunk, rows - r);
+    buf.resize(size_t(n) * row_bytes);
+    t.fill(r, n, buf.data());
+    if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size()) return false;
+  }
+  return true;
+}
+}  // namespace
 
 void GgufWriter::write(const std::string& path) const {
   const uint64_t align = alignment();
@@ -276,14 +305,24 @@ void GgufWriter::write(const std::string& path) const {
   if (!f) fail("{}: cannot create: {}", tmp, std::strerror(errno));
   static const uint8_t zeros[64] = {};
   bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-  for (auto& t : tensors_) {
-    if (!ok) break;
-    if (t.nbytes) ok = std::fwrite(t.bytes(), 1, t.nbytes, f) == t.nbytes;
-    for (uint64_t pad = align_up(t.nbytes, align) - t.nbytes; ok && pad > 0;) {
-      const size_t n = size_t(std::min<uint64_t>(pad, sizeof zeros));
-      ok = std::fwrite(zeros, 1, n, f) == n;
-      pad -= n;
+  try {
+    for (auto& t : tensors_) {
+      if (!ok) break;
+      if (t.fill) {
+        ok = stream_rows(t, f);  // a fill may throw: the partial file is removed below
+      } else if (t.nbytes) {
+        ok = std::fwrite(t.bytes(), 1, t.nbytes, f) == t.nbytes;
+      }
+      for (uint64_t pad = align_up(t.nbytes, align) - t.nbytes; ok && pad > 0;) {
+        const size_t n = size_t(std::min<uint64_t>(pad, sizeof zeros));
+        ok = std::fwrite(zeros, 1, n, f) == n;
+        pad -= n;
+      }
     }
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
   }
   const int err = errno;
   if (std::fclose(f) != 0 && ok) ok = false;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,12 @@ class GgufWriter {
                   uint64_t nbytes);
   void add_tensor_view(std::string name, DType dtype, std::vector<int64_t> shape,
                        const void* data, uint64_t nbytes);
+  // Bytes produced at write() time, in chunks of whole rows (≤ 64 MiB each): fill(row0, n, dst)
+  // writes rows [row0, row0 + n) of the tensor (rows = all but the last dimension) to dst.
+  // Lets a model larger than RAM (synthesized, re-quantized) be written with flat memory.
+  using RowFill = std::function<void(int64_t row0, int64_t n_rows, uint8_t* dst)>;
+  void add_tensor_stream(std::string name, DType dtype, std::vector<int64_t> shape,
+                         uint64_t nbytes, RowFill fill);
   size_t tensor_count() const { return tensors_.size(); }
 
   // Writes the file (via "<path>.tmp" renamed into place). Throws whale::Error.
@@ -96,6 +103,7 @@ class GgufWriter {
     const uint8_t* view = nullptr;  // add_tensor_view
     std::vector<uint8_t> owned;     // add_tensor
     uint64_t nbytes = 0;
+    RowFill fill;                   // add_tensor_stream
     const uint8_t* bytes() const { return view ? view : owned.data(); }
   };
 

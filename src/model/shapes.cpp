@@ -6,11 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "core/error.h"
 #include "kernels/quants.h"
@@ -362,118 +359,15 @@ void set_gguf_metadata(GgufWriter& w, const ModelConfig& c, MlaLayout layout,
 
 // ---- streamed writing -----------------------------------------------------------------------
 
-namespace {
-
-struct Out {
-  std::vector<uint8_t>& b;
-  void raw(const void* p, size_t n) {
-    const size_t at = b.size();
-    b.resize(at + n);
-    if (n) std::memcpy(b.data() + at, p, n);
-  }
-  template <typename T>
-  void put(T v) { raw(&v, sizeof v); }
-  void str(const std::string& s) {
-    put(uint64_t(s.size()));
-    raw(s.data(), s.size());
-  }
-};
-
-uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-// The metadata section as GgufWriter encodes it: written with general.alignment = 1 (set last),
-// the file is exactly the 24-byte header, the keys, and that one key of 33 bytes.
-std::vector<uint8_t> encoded_metadata(const GgufWriter& meta, const std::string& scratch,
-                                      uint64_t* n_kv) {
-  GgufWriter m = meta;
-  m.remove("general.alignment");
-  *n_kv = m.kv_count();
-  m.set_u32("general.alignment", 1);
-  m.write(scratch);
-  std::ifstream f(scratch, std::ios::binary);
-  std::vector<uint8_t> all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::remove(scratch.c_str());
-  const size_t head = 24, tail = 8 + 17 + 4 + 4;
-  if (all.size() < head + tail || std::memcmp(all.data() + all.size() - tail + 8, "general.alignment", 17) != 0)
-    fail("{}: cannot encode GGUF metadata", scratch);
-  return std::vector<uint8_t>(all.begin() + head, all.end() - tail);
-}
-
-// "<path>.tmp", removed unless committed (renamed to path) by commit().
-class TmpFile {
- public:
-  explicit TmpFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    if (!f_) fail("{}: cannot create: {}", path_, std::strerror(errno));
-  }
-  ~TmpFile() {
-    if (f_) std::fclose(f_);
-    if (!committed_) std::remove(tmp_.c_str());
-  }
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) fail("{}: cannot write: {}", path_, std::strerror(errno));
-  }
-  void commit() {
-    const int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0 || std::rename(tmp_.c_str(), path_.c_str()) != 0)
-      fail("{}: cannot write: {}", path_, std::strerror(errno));
-    committed_ = true;
-  }
-
- private:
-  std::string path_, tmp_;
-  std::FILE* f_ = nullptr;
-  bool committed_ = false;
-};
-
-}  // namespace
-
 void write_gguf_streamed(const GgufWriter& meta, const std::vector<TensorPlan>& plan,
                          const FillRows& fill, const std::string& path) {
-  constexpr uint64_t kAlign = 32, kChunk = uint64_t(64) << 20;
-  TmpFile file(path);
-  std::vector<uint8_t> head;
-  Out o{head};
-  uint64_t n_kv = 0;
-  const std::vector<uint8_t> kv = encoded_metadata(meta, path + ".kv", &n_kv);
-  o.raw("GGUF", 4);
-  o.put(uint32_t(3));
-  o.put(uint64_t(plan.size()));
-  o.put(n_kv);
-  o.raw(kv.data(), kv.size());
-  uint64_t offset = 0;
-  for (const TensorPlan& t : plan) {
-    if (t.name.empty() || t.name.size() > 63) fail("GGUF: tensor name '{}' is too long", t.name);
-    if (t.shape.empty() || t.shape.size() > 4) fail("GGUF: tensor '{}' must have 1 to 4 dimensions", t.name);
-    if (t.row_len() % dtype_info(t.dtype).block_elems != 0)
-      fail("GGUF: tensor '{}': row length {} does not split into {} blocks", t.name, t.row_len(),
-           dtype_name(t.dtype));
-    o.str(t.name);
-    o.put(uint32_t(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) o.put(uint64_t(*it));
-    o.put(uint32_t(dtype_info(t.dtype).ggml_type));
-    o.put(offset);
-    offset = align_up(offset + t.nbytes(), kAlign);
-  }
-  head.resize(align_up(head.size(), kAlign), 0);
-  file.write(head.data(), head.size());
-
-  std::vector<uint8_t> buf;
+  GgufWriter w = meta;
   for (size_t i = 0; i < plan.size(); ++i) {
     const TensorPlan& t = plan[i];
-    const uint64_t row_bytes = t.nbytes() / uint64_t(t.rows());
-    const int64_t per_chunk = int64_t(std::max<uint64_t>(1, kChunk / row_bytes));
-    for (int64_t r = 0; r < t.rows(); r += per_chunk) {
-      const int64_t n = std::min(per_chunk, t.rows() - r);
-      buf.resize(size_t(n) * row_bytes);
-      fill(i, r, n, buf.data());
-      file.write(buf.data(), buf.size());
-    }
-    static const uint8_t zeros[kAlign] = {};
-    file.write(zeros, size_t(align_up(t.nbytes(), kAlign) - t.nbytes()));
+    w.add_tensor_stream(t.name, t.dtype, t.shape, t.nbytes(),
+                        [&fill, i](int64_t row0, int64_t n, uint8_t* dst) { fill(i, row0, n, dst); });
   }
-  file.commit();
+  w.write(path);
 }
 
 }  // namespace whale
