@@ -6,13 +6,13 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include "chat_ui.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "file_io.h"
 
 namespace whale::app {
 
@@ -25,18 +25,11 @@ struct ChatArgs {
   bool hide_reasoning = false;
 };
 
-std::string read_template(const std::string& path) {
-  if (path.empty()) return "";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 void run_chat(const ChatArgs& a) {
   if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
   auto model = load_model(a.model);
   TextAssets text = load_text_assets(a.model);
-  const std::string tmpl = read_template(a.template_file);
+  const std::string tmpl = read_file_if_given(a.template_file);
   if (tmpl.empty() && text.chat_template.empty())
     fail("{}: the model has no chat template (pass --template FILE.jinja)", a.model);
   Session session(*model, a.n_ctx);

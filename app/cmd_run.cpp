@@ -12,6 +12,7 @@
 
 #include "chat_ui.h"
 #include "commands.h"
+#include "file_io.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "model/model.h"
@@ -69,12 +70,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 void run_text_prompt(const RunArgs& a) {
   auto model = load_model(a.model);
   TextAssets text = load_text_assets(a.model);
-  std::string tmpl;
-  if (!a.template_file.empty()) {
-    std::ifstream in(a.template_file, std::ios::binary);
-    if (!in) fail("{}: cannot open", a.template_file);
-    tmpl.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string tmpl = read_file_if_given(a.template_file);
   const bool use_template = !a.raw && (!tmpl.empty() || !text.chat_template.empty());
   std::string prompt = a.prompt;
   if (use_template) {

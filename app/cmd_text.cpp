@@ -5,11 +5,11 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 
 #include "commands.h"
+#include "file_io.h"
 #include "core/error.h"
 #include "text/chat.h"
 
@@ -19,11 +19,6 @@ namespace {
 
 std::string read_all(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path);
-  return read_all(in);
-}
 
 std::vector<int32_t> parse_id_list(const std::string& s) {
   std::vector<int32_t> ids;
@@ -78,7 +73,7 @@ struct RenderArgs {
 void run_render(const RenderArgs& a) {
   TextAssets text = load_text_assets(a.model);
   ChatRequest req = parse_chat_request(read_file(a.request), a.request);
-  std::string tmpl = a.template_file.empty() ? "" : read_file(a.template_file);
+  const std::string tmpl = read_file_if_given(a.template_file);
   std::string out = render_chat(text, req, tmpl);
   std::fwrite(out.data(), 1, out.size(), stdout);
 }
