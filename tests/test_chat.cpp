@@ -85,6 +85,8 @@ TEST(Chat, RequestsAreValidated) {
   EXPECT_THROW(parse_chat_request(R"({"messages": [{"content": "x"}]})", "r.json"), Error);
   EXPECT_THROW(parse_chat_request(R"({"messages": [], "add_generation_prompt": "yes"})", "r.json"), Error);
   EXPECT_NO_THROW(parse_chat_request(R"({"messages": [], "tools": null, "extra": 1})", "r.json"));
+  EXPECT_FALSE(parse_chat_request(R"({"messages": []})", "r.json").add_generation_prompt);
+  EXPECT_TRUE(parse_chat_request(R"({"messages": [], "add_generation_prompt": true})", "r.json").add_generation_prompt);
   const TextAssets& text = assets("deepseek-v3");
   ChatRequest req;
   EXPECT_THROW(render_chat(text, req, "{% if %}"), Error);

@@ -91,6 +91,7 @@ ChatRequest parse_chat_request(const std::string& text, const std::string& sourc
   ojson j = ojson::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) fail("{}: not a valid JSON object", source);
   ChatRequest r;
+  r.add_generation_prompt = false;  // apply_chat_template's default when the request is silent
   if (!j.contains("messages") || !j["messages"].is_array()) fail("{}: 'messages' must be a list", source);
   for (auto& m : j["messages"])
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string())

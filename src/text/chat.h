@@ -34,7 +34,8 @@ struct ChatRequest {
   bool add_generation_prompt = true;
 };
 
-// Parses {"messages": [...], "tools": [...]?, "add_generation_prompt": bool?}; throws whale::Error.
+// Parses {"messages": [...], "tools": [...]?, "add_generation_prompt": bool?} (absent: false, as
+// transformers' apply_chat_template); other keys are ignored. Throws whale::Error.
 ChatRequest parse_chat_request(const std::string& json_text, const std::string& source);
 
 // Renders with `template_source` (the model's own when empty). Throws whale::Error when there is
