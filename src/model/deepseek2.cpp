@@ -55,6 +55,8 @@ struct Workspace {
   std::vector<float> x, xn, q, qa, kva, qt, ctx, o, out, ffn_a, ffn_b, ffn_c, gathered, logits_tmp;
   std::vector<float> router_logits, route_w, route_scratch, cs;
   std::vector<int32_t> route_e;
+  std::vector<int64_t> members;  // tokens routed to the expert being run
+  std::vector<float> member_w;
   std::vector<float> attn_scores, kexp, vexp;
   static float* get(std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -332,8 +334,8 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
   std::fill(y, y + n * D, 0.0f);
   float* gathered = Workspace::get(ws_.gathered, size_t(n * D));
   float* eout = Workspace::get(ws_.ffn_c, size_t(n * D));
-  std::vector<int64_t> members;  // small: tokens routed to one expert
-  std::vector<float> member_w;
+  std::vector<int64_t>& members = ws_.members;
+  std::vector<float>& member_w = ws_.member_w;
   for (int64_t e = 0; e < E; ++e) {
     members.clear();
     member_w.clear();

@@ -32,7 +32,8 @@ int32_t Sampler::sample(const float* logits, int64_t n) {
   }
   cand_.resize(keep);
   const double inv_t = 1.0 / double(p_.temperature), mx = cand_[0].first;
-  std::vector<double> probs(keep);
+  probs_.resize(keep);
+  std::vector<double>& probs = probs_;
   double sum = 0;
   for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp((cand_[i].first - mx) * inv_t);
   if (p_.top_p < 1.0f) {

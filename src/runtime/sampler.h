@@ -24,6 +24,7 @@ class Sampler {
   SamplerParams p_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> cand_;  // reused across calls
+  std::vector<double> probs_;
 };
 
 int32_t argmax_lowest(const float* logits, int64_t n);

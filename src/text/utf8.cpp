@@ -32,6 +32,18 @@ inline Lead classify(unsigned char b) {
 
 constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
 
+// ASCII fast path: the index of the first byte >= 0x80 at or after i, 8 bytes at a time
+// (the byte-wise loops after it handle the rest).
+inline size_t skip_ascii(const unsigned char* p, size_t i, size_t n) {
+  while (i + 8 <= n) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w & 0x8080808080808080ull) break;
+    i += 8;
+  }
+  return i;
+}
+
 // Shared by the lossy decoders. `partial`: stop before an incomplete trailing character.
 size_t lossy_impl(std::string& out, std::string_view s, bool partial) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -39,13 +51,7 @@ size_t lossy_impl(std::string& out, std::string_view s, bool partial) {
   size_t i = 0;
   size_t run = 0;  // start of the pending run of valid bytes (copied in one go)
   while (i < n) {
-    // ASCII fast path, 8 bytes at a time.
-    while (i + 8 <= n) {
-      uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      if (w & 0x8080808080808080ull) break;
-      i += 8;
-    }
+    i = skip_ascii(p, i, n);
     if (i >= n) break;
     const unsigned char b = p[i];
     if (b < 0x80) {
@@ -96,12 +102,7 @@ size_t valid_prefix(std::string_view s) {
   const size_t n = s.size();
   size_t i = 0;
   while (i < n) {
-    while (i + 8 <= n) {
-      uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      if (w & 0x8080808080808080ull) break;
-      i += 8;
-    }
+    i = skip_ascii(p, i, n);
     if (i >= n) break;
     const unsigned char b = p[i];
     if (b < 0x80) {
