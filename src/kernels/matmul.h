@@ -1,9 +1,23 @@
 // Matrix products of weights (any DType) with float32 activations, threaded over the
-// global pool. This is the portable reference path: each weight row is dequantized once per
-// call and reused for every token of the batch, so prefill reads weights once.
+// global pool, dispatched at run time to the best kernels this CPU has (core/cpu_features.h;
+// WHALE_ISA forces a lower level).
+//
+// Two precisions, chosen process-wide (set_matmul_precision, or WHALE_MATMUL=exact|fast):
+//  - Exact: float32 activations; weights dequantized (a tile of rows at a time, once per
+//    call) or converted on the fly, FMA dot products. Differs from the scalar reference by
+//    float rounding only; what the fixture tests' 1e-4 needs.
+//  - Fast (the default): for Q4_K/Q5_K/Q6_K/Q8_0/Q4_0 weights the activations are quantized
+//    to 8 bits per token once per call, as llama.cpp does (blocks of 256 with one scale for
+//    the K-quants, of 32 for Q8_0/Q4_0), and multiplied in integer arithmetic. Float weights
+//    (F32/F16/BF16/F8) always take the exact path.
+// Decode (one token) streams every weight row once over all threads; prefill decodes each
+// weight block once per tile of 4 rows and reuses it for up to 32 tokens.
+// No heap allocation per call after warm-up (grow-only per-thread scratch).
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "kernels/matrix.h"
 
@@ -16,5 +30,12 @@ void matmul(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* 
 // Y[t][j] = sum_r X[t][r] * W[r][j] for t < n_tok, j < W.cols (the product with Wᵀ).
 void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y,
                        int64_t ldy);
+
+enum class MatmulPrecision { Exact, Fast };
+const char* precision_name(MatmulPrecision p);
+std::optional<MatmulPrecision> precision_from_name(std::string_view s);
+// The current precision (first call reads WHALE_MATMUL; default Fast).
+MatmulPrecision matmul_precision();
+void set_matmul_precision(MatmulPrecision p);
 
 }  // namespace whale

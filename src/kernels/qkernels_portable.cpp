@@ -1,0 +1,182 @@
+// The portable level: plain C++ versions of every kernel, the reference the SIMD levels are
+// tested against. Same arithmetic as the x86 files (integer dot products per group of 16
+// for the K-quants, per block of 32 for Q8_0/Q4_0), simple loops.
+// Also the activation quantizers, shared by every level.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/ops.h"
+#include "kernels/qkernels.h"
+#include "kernels/quants.h"
+
+namespace whale::kern {
+
+namespace {
+
+// ggml's nearest_int: round to nearest, ties to even (|v| < 2^22).
+inline int nearest_int(float fval) {
+  float val = fval + 12582912.f;
+  int i;
+  std::memcpy(&i, &val, sizeof(int));
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+void decode_k(DType t, const uint8_t* p, KBlock* k) {
+  if (t == DType::Q6_K) {
+    block_q6_K b;
+    std::memcpy(&b, p, sizeof b);
+    k->d = k->dmin = f16_to_f32(b.d);
+    for (int j = 0; j < 16; ++j) {
+      k->scale[j] = b.scales[j];
+      k->min[j] = int16_t(32 * b.scales[j]);
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* ql = b.ql + 64 * h;
+        const uint8_t qh = b.qh[32 * h + l];
+        uint8_t* q = k->q + 128 * h;
+        q[l + 0] = uint8_t((ql[l] & 0xF) | ((qh >> 0) & 3) << 4);
+        q[l + 32] = uint8_t((ql[l + 32] & 0xF) | ((qh >> 2) & 3) << 4);
+        q[l + 64] = uint8_t((ql[l] >> 4) | ((qh >> 4) & 3) << 4);
+        q[l + 96] = uint8_t((ql[l + 32] >> 4) | ((qh >> 6) & 3) << 4);
+      }
+    return;
+  }
+  // Q4_K and Q5_K share the header layout: d, dmin, scales[12]; Q5_K adds qh[32].
+  const bool q5 = t == DType::Q5_K;
+  uint16_t d, dmin;
+  std::memcpy(&d, p, 2);
+  std::memcpy(&dmin, p + 2, 2);
+  k->d = f16_to_f32(d);
+  k->dmin = f16_to_f32(dmin);
+  unpack_k4_scales(p + 4, k->scale, k->min);
+  const uint8_t* qh = p + 16;
+  const uint8_t* qs = p + (q5 ? 48 : 16);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
+      if (q5) {
+        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+      }
+      k->q[64 * c + l] = uint8_t(lo);
+      k->q[64 * c + 32 + l] = uint8_t(hi);
+    }
+}
+
+// (weight block) . (activation block), exactly the integer sums of the x86 kernels.
+float kdot(const KBlock& w, const ActQ8K& x) {
+  int32_t isum = 0, msum = 0;
+  for (int g = 0; g < kQK / 16; ++g) {
+    int32_t s = 0;
+    for (int e = 16 * g; e < 16 * g + 16; ++e) s += int32_t(w.q[e]) * x.qs[e];
+    isum += s * w.scale[g];
+    msum += int32_t(w.min[g]) * x.bsums[g];
+  }
+  return x.d * (w.d * float(isum) - w.dmin * float(msum));
+}
+
+float b32dot(DType t, const uint8_t* p, const ActQ8B& x) {
+  uint16_t dh;
+  std::memcpy(&dh, p, 2);
+  int32_t s = 0;
+  if (t == DType::Q8_0) {
+    const auto* q = reinterpret_cast<const int8_t*>(p + 2);
+    for (int e = 0; e < kQ32; ++e) s += int32_t(q[e]) * x.qs[e];
+  } else {
+    const uint8_t* q = p + 2;
+    for (int e = 0; e < kQ32 / 2; ++e)
+      s += ((q[e] & 0xF) - 8) * x.qs[e] + ((q[e] >> 4) - 8) * x.qs[e + 16];
+  }
+  return f16_to_f32(dh) * x.d * float(s);
+}
+
+void gemm_fast(const GemmArgs& a, int64_t r0, int64_t r1) {
+  const bool k = a.wtype == DType::Q4_K || a.wtype == DType::Q5_K || a.wtype == DType::Q6_K;
+  const DTypeInfo& info = dtype_info(a.wtype);
+  const int64_t nb = a.cols / info.block_elems;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = a.w + uint64_t(r) * a.w_row_bytes;
+    for (int64_t t = 0; t < a.n_tok; ++t) a.y[t * a.ldy + r] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* p = row + b * info.block_bytes;
+      if (k) {
+        KBlock kb;
+        decode_k(a.wtype, p, &kb);
+        for (int64_t t = 0; t < a.n_tok; ++t)
+          a.y[t * a.ldy + r] += kdot(kb, reinterpret_cast<const ActQ8K*>(a.xq + t * a.xq_stride)[b]);
+      } else {
+        for (int64_t t = 0; t < a.n_tok; ++t)
+          a.y[t * a.ldy + r] += b32dot(a.wtype, p, reinterpret_cast<const ActQ8B*>(a.xq + t * a.xq_stride)[b]);
+      }
+    }
+  }
+}
+
+void dequantize(DType t, const uint8_t* src, float* dst, int64_t n) { whale::dequantize_row(t, src, dst, n); }
+
+void gemm_exact(const GemmArgs& a, int64_t r0, int64_t r1, float* scratch) {
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize(a.wtype, a.w + uint64_t(r) * a.w_row_bytes, scratch, a.cols);
+    for (int64_t t = 0; t < a.n_tok; ++t) a.y[t * a.ldy + r] = dot_f32(scratch, a.x + t * a.ldx, a.cols);
+  }
+}
+
+const KernelSet kSet = {"portable", gemm_fast, gemm_exact, dequantize};
+
+}  // namespace
+
+const KernelSet& kernels_portable() { return kSet; }
+
+void quantize_act_q8K(const float* x, ActQ8K* out, int64_t n) {
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    ActQ8K& y = out[b];
+    float max = 0, amax = 0;  // max: the value of largest magnitude, sign kept
+    bool finite = true;
+    for (int e = 0; e < kQK; ++e) {
+      const float ax = std::fabs(x[e]);
+      finite = finite && std::isfinite(x[e]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[e];
+      }
+    }
+    if (!finite || amax == 0) {  // zeros; a non-finite input makes the products NaN
+      std::memset(&y, 0, sizeof y);
+      if (!finite) y.d = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float iscale = -127.f / max;
+    for (int e = 0; e < kQK; ++e) y.qs[e] = int8_t(std::min(127, nearest_int(iscale * x[e])));
+    for (int g = 0; g < kQK / 16; ++g) {
+      int s = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) s += y.qs[e];
+      y.bsums[g] = int16_t(s);
+    }
+    y.d = 1 / iscale;
+  }
+}
+
+void quantize_act_q8B(const float* x, ActQ8B* out, int64_t n) {
+  for (int64_t b = 0; b < n / kQ32; ++b, x += kQ32) {
+    ActQ8B& y = out[b];
+    float amax = 0;
+    bool finite = true;
+    for (int e = 0; e < kQ32; ++e) {
+      finite = finite && std::isfinite(x[e]);
+      amax = std::max(amax, std::fabs(x[e]));
+    }
+    if (!finite || amax == 0) {  // zeros; a non-finite input makes the products NaN
+      std::memset(&y, 0, sizeof y);
+      if (!finite) y.d = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    y.d = amax / 127.f;
+    const float id = 127.f / amax;
+    for (int e = 0; e < kQ32; ++e) y.qs[e] = int8_t(nearest_int(x[e] * id));
+  }
+}
+
+}  // namespace whale::kern

@@ -1,0 +1,242 @@
+// Matmul kernels on every ISA level this CPU has (others are skipped with a message), both
+// precisions, every weight type, odd shapes, on a multi-threaded pool:
+//  - Exact: against the reference "dequantize each row, dot in double" (float rounding only).
+//  - Fast: against the same reference with a per-format tolerance for 8-bit activations, and
+//    against the portable fast kernels (same integer sums: float rounding only).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "kernels/matmul.h"
+#include "kernels/quants.h"
+
+namespace whale {
+namespace {
+
+struct Weights {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<uint8_t> bytes;
+  Matrix m() const {
+    Matrix w;
+    w.dtype = dtype;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = bytes.data();
+    w.row_bytes = *dtype_bytes(dtype, uint64_t(cols));
+    return w;
+  }
+};
+
+// Random weights: mostly uniform, some rows scaled, a few outliers (exercise the scales).
+Weights make_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> row(static_cast<size_t>(cols));
+  Weights w{t, rows, cols, {}};
+  const uint64_t rb = *dtype_bytes(t, uint64_t(cols));
+  w.bytes.resize(rb * uint64_t(rows) + 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float scale = (r % 3 == 0) ? 0.05f : 1.0f;
+    for (auto& v : row) v = u(rng) * scale;
+    if (cols > 8) row[size_t(r % cols)] *= 6.f;
+    quantize_row(t, row.data(), w.bytes.data() + rb * uint64_t(r), cols);
+  }
+  return w;
+}
+
+std::vector<float> make_acts(int64_t n_tok, int64_t ldx, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> x(size_t(n_tok * ldx));
+  for (auto& v : x) v = g(rng);
+  return x;
+}
+
+// Reference: every row dequantized by the scalar reference, dot products in double.
+// norms[t * rows + r] = |W[r]| * |X[t]|, the largest a dot product can be (Cauchy-Schwarz):
+// the scale that 8-bit activation errors are measured against.
+std::vector<float> reference(const Weights& w, const std::vector<float>& x, int64_t n_tok, int64_t ldx,
+                             std::vector<double>* norms) {
+  std::vector<float> y(size_t(n_tok * w.rows)), row(size_t(w.cols));
+  norms->assign(y.size(), 0.0);
+  const Matrix m = w.m();
+  for (int64_t r = 0; r < w.rows; ++r) {
+    m.dequantize_row(r, row.data());
+    double ww = 0;
+    for (float v : row) ww += double(v) * v;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double s = 0, xx = 0;
+      for (int64_t j = 0; j < w.cols; ++j) {
+        s += double(row[size_t(j)]) * x[size_t(t * ldx + j)];
+        xx += double(x[size_t(t * ldx + j)]) * x[size_t(t * ldx + j)];
+      }
+      y[size_t(t * w.rows + r)] = float(s);
+      (*norms)[size_t(t * w.rows + r)] = std::sqrt(ww * xx);
+    }
+  }
+  return y;
+}
+
+// max |a - b| / norm, element by element
+double norm_err(const std::vector<float>& a, const std::vector<float>& b, const std::vector<double>& norms) {
+  double e = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (norms[i] > 0) e = std::max(e, std::fabs(double(a[i]) - double(b[i])) / norms[i]);
+  return e;
+}
+
+// max |a - b| / max |b|
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double e = 0, m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    e = std::max(e, double(std::fabs(a[i] - b[i])));
+    m = std::max(m, double(std::fabs(b[i])));
+  }
+  return m > 0 ? e / m : e;
+}
+
+// Runs matmul with the given level and precision; ldy > rows to check strides.
+std::vector<float> run(const Weights& w, const std::vector<float>& x, int64_t n_tok, int64_t ldx,
+                       IsaLevel isa, MatmulPrecision p) {
+  set_isa_level(isa);
+  set_matmul_precision(p);
+  const int64_t ldy = w.rows + 3;
+  std::vector<float> y(size_t(n_tok * ldy), -7.f);
+  matmul(w.m(), x.data(), n_tok, ldx, y.data(), ldy);
+  std::vector<float> out(size_t(n_tok * w.rows));
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < w.rows; ++r) out[size_t(t * w.rows + r)] = y[size_t(t * ldy + r)];
+  for (int64_t t = 0; t < n_tok; ++t)  // the padding between rows of Y is untouched
+    for (int64_t r = w.rows; r < ldy; ++r) EXPECT_EQ(y[size_t(t * ldy + r)], -7.f);
+  return out;
+}
+
+struct FormatCase {
+  DType dtype;
+  std::vector<int64_t> cols;  // multiples of the block size
+  // 8-bit activations vs reference, max error / (|w| |x|). Each activation is off by at most
+  // amax/254 of its block, so the bound is about sqrt(block) * amax / (254 |x_block|): ~1e-2
+  // for blocks of 32, less for 256; random data stays well inside.
+  double fast_tol;
+};
+
+void PrintTo(const FormatCase& c, std::ostream* os) { *os << dtype_name(c.dtype); }
+
+const std::vector<FormatCase>& formats() {
+  static const std::vector<FormatCase> f = {
+      {DType::F32, {1, 7, 33, 100, 256}, 0},   {DType::F16, {3, 8, 17, 64, 300}, 0},
+      {DType::BF16, {5, 16, 31, 96, 512}, 0},  {DType::Q8_0, {32, 96, 288, 544}, 1e-2},
+      {DType::Q4_0, {32, 96, 288, 544}, 1e-2}, {DType::Q4_K, {256, 512, 768}, 5e-3},
+      {DType::Q5_K, {256, 512, 768}, 5e-3},    {DType::Q6_K, {256, 512, 768}, 5e-3},
+  };
+  return f;
+}
+
+bool quantized_fast(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
+
+class KernelTest : public testing::TestWithParam<std::tuple<IsaLevel, FormatCase>> {
+ protected:
+  void SetUp() override {
+    const IsaLevel l = std::get<0>(GetParam());
+    if (int(l) > int(best_isa_level()))
+      GTEST_SKIP() << "this CPU has no " << isa_name(l) << " (best: " << isa_name(best_isa_level()) << ")";
+  }
+  void TearDown() override {
+    set_isa_level(best_isa_level());
+    set_matmul_precision(MatmulPrecision::Fast);
+  }
+};
+
+TEST_P(KernelTest, MatchesReferenceOnOddShapes) {
+  const IsaLevel isa = std::get<0>(GetParam());
+  const FormatCase& fc = std::get<1>(GetParam());
+  double worst_exact = 0, worst_fast = 0, worst_vs_portable = 0;
+  uint32_t seed = 1;
+  for (int64_t cols : fc.cols)
+    for (int64_t rows : {1, 3, 4, 5, 13, 37})
+      for (int64_t n_tok : {1, 2, 3, 5, 8, 17, 33}) {
+        if (rows * n_tok > 37 * 17 && cols > 256) continue;  // keep the suite quick
+        const Weights w = make_weights(fc.dtype, rows, cols, seed++);
+        const int64_t ldx = cols + 5;
+        const std::vector<float> x = make_acts(n_tok, ldx, seed++);
+        std::vector<double> norms;
+        const std::vector<float> ref = reference(w, x, n_tok, ldx, &norms);
+        const std::vector<float> exact = run(w, x, n_tok, ldx, isa, MatmulPrecision::Exact);
+        const double e = rel_err(exact, ref);
+        worst_exact = std::max(worst_exact, e);
+        ASSERT_LE(e, 2e-6) << "exact, rows " << rows << " cols " << cols << " n_tok " << n_tok;
+        if (!quantized_fast(fc.dtype)) continue;
+        const std::vector<float> fast = run(w, x, n_tok, ldx, isa, MatmulPrecision::Fast);
+        const std::vector<float> portable = run(w, x, n_tok, ldx, IsaLevel::Portable, MatmulPrecision::Fast);
+        const double ef = norm_err(fast, ref, norms), ep = rel_err(fast, portable);
+        worst_fast = std::max(worst_fast, ef);
+        worst_vs_portable = std::max(worst_vs_portable, ep);
+        ASSERT_LE(ef, fc.fast_tol) << "fast, rows " << rows << " cols " << cols << " n_tok " << n_tok;
+        ASSERT_LE(ep, 5e-6) << "fast vs portable, rows " << rows << " cols " << cols << " n_tok " << n_tok;
+      }
+  std::printf("[%s %s] worst rel err: exact %.2g, fast %.2g, fast vs portable %.2g\n", isa_name(isa),
+              dtype_name(fc.dtype), worst_exact, worst_fast, worst_vs_portable);
+}
+
+std::string case_name(const testing::TestParamInfo<KernelTest::ParamType>& info) {
+  return std::string(isa_name(std::get<0>(info.param))) + "_" + dtype_name(std::get<1>(info.param).dtype);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, KernelTest,
+                         testing::Combine(testing::Values(IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512),
+                                          testing::ValuesIn(formats())),
+                         case_name);
+
+TEST(Kernels, NonFiniteActivationsGiveNaNNotGarbage) {
+  const Weights w = make_weights(DType::Q4_K, 5, 256, 3);
+  for (IsaLevel isa : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512}) {
+    if (int(isa) > int(best_isa_level())) continue;
+    std::vector<float> x = make_acts(2, 256, 4);
+    x[10] = INFINITY;
+    const std::vector<float> y = run(w, x, 2, 256, isa, MatmulPrecision::Fast);
+    for (int64_t r = 0; r < 5; ++r) {
+      EXPECT_TRUE(std::isnan(y[size_t(r)])) << isa_name(isa) << " row " << r;
+      EXPECT_TRUE(std::isfinite(y[size_t(5 + r)])) << isa_name(isa) << " row " << r;
+    }
+  }
+  set_isa_level(best_isa_level());
+  set_matmul_precision(MatmulPrecision::Fast);
+}
+
+TEST(Kernels, IsaLevelsAndNames) {
+  for (IsaLevel l : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512})
+    EXPECT_EQ(isa_from_name(isa_name(l)), l);
+  EXPECT_FALSE(isa_from_name("sse9"));
+  EXPECT_EQ(precision_from_name("exact"), MatmulPrecision::Exact);
+  EXPECT_EQ(precision_from_name("fast"), MatmulPrecision::Fast);
+  EXPECT_FALSE(precision_from_name("quick"));
+  if (best_isa_level() != IsaLevel::Avx512) {
+    EXPECT_THROW(set_isa_level(IsaLevel::Avx512), Error);
+  }
+  set_isa_level(IsaLevel::Portable);
+  EXPECT_EQ(isa_level(), IsaLevel::Portable);
+  set_isa_level(best_isa_level());
+  const CpuFeatures& f = cpu_features();
+  std::printf("cpu: avx2 %d fma %d f16c %d avx512f %d bw %d vl %d vnni %d bf16 %d amx %d; best %s\n", f.avx2, f.fma,
+              f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512vnni, f.avx512bf16, f.amx_tile,
+              isa_name(best_isa_level()));
+}
+
+// More threads than this machine's cores, so chunks interleave differently from the default.
+class ThreeThreads : public testing::Environment {
+ public:
+  void SetUp() override { ThreadPool::set_default_threads(3); }
+};
+const auto* const kEnv = testing::AddGlobalTestEnvironment(new ThreeThreads);
+
+}  // namespace
+}  // namespace whale
