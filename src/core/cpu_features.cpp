@@ -75,6 +75,7 @@ CpuFeatures detect() {
     f.avx512f = bit(l7.b, 16);
     f.avx512bw = bit(l7.b, 30);
     f.avx512vl = bit(l7.b, 31);
+    f.avx512dq = bit(l7.b, 17);
     f.avx512vnni = bit(l7.c, 11);
     f.avx512bf16 = bit(l7s1.a, 5);
   }
@@ -136,7 +137,7 @@ std::optional<IsaLevel> isa_from_name(std::string_view s) {
 IsaLevel best_isa_level() {
   const CpuFeatures& f = cpu_features();
   const bool avx2 = f.avx2 && f.fma && f.f16c;
-  if (avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return IsaLevel::Avx512;
+  if (avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni) return IsaLevel::Avx512;
   if (avx2) return IsaLevel::Avx2;
   return IsaLevel::Portable;
 }

@@ -19,7 +19,7 @@ namespace whale {
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;      // with OS YMM support
-  bool avx512f = false, avx512bw = false, avx512vl = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false, avx512bf16 = false;       // with OS ZMM/opmask support
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;  // and XTILEDATA granted
 };
@@ -33,7 +33,7 @@ const char* isa_name(IsaLevel l);
 std::optional<IsaLevel> isa_from_name(std::string_view s);
 
 // Highest level this CPU and OS support (Avx2 needs AVX2+FMA+F16C; Avx512 needs in addition
-// AVX-512 F/BW/VL/VNNI).
+// AVX-512 F/BW/VL/DQ/VNNI).
 IsaLevel best_isa_level();
 // The level kernels dispatch on now (first call reads WHALE_ISA).
 IsaLevel isa_level();

@@ -85,7 +85,7 @@ struct KernelSet {
 
 const KernelSet& kernels_portable();
 const KernelSet& kernels_avx2();    // only call where the CPU has AVX2+FMA+F16C
-const KernelSet& kernels_avx512();  // only call where the CPU has AVX-512 F/BW/VL/VNNI
+const KernelSet& kernels_avx512();  // only call where the CPU has AVX-512 F/BW/VL/DQ/VNNI
 
 // Rows of the exact-path tile (the scratch of gemm_exact holds kExactRows * cols floats).
 constexpr int kExactRows = 4;

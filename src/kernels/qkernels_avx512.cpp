@@ -1,4 +1,4 @@
-// The AVX-512 level (AVX-512 F/BW/VL/VNNI on top of AVX2): the AVX2 algorithm with VNNI
+// The AVX-512 level (AVX-512 F/BW/VL/DQ/VNNI on top of AVX2): the AVX2 algorithm with VNNI
 // dot products on 256-bit vectors. Compiled with those -m flags only (CMakeLists.txt), and
 // only called where cpu_features() reports them.
 #if defined(__x86_64__) || defined(__i386__)
