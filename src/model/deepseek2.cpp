@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -235,34 +236,19 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   const int64_t T = max_pos + 1;  // cache rows any token of the batch may see
 
   if (!naive_) {
-    // q̃[n, H, c] = W_kb,hᵀ q_nope,h
-    float* qt = Workspace::get(ws_.qt, size_t(n * H * C));
+    // Per (token, head) query [q̃ ; q_rope] with q̃ = W_kb,hᵀ q_nope,h: [n, H, c + dr]; it attends
+    // to the cached rows [c_kv ; k_rope] as they are, and the context stays in latent space.
+    const int64_t dk = C + dr;
+    float* qt = Workspace::get(ws_.qt, size_t(n * H * dk));
     for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
-      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
+      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
+      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
     }
+    for (int64_t th = 0; th < n * H; ++th) std::copy_n(q + th * dq + dn, dr, qt + th * dk + C);
     float* ctx = Workspace::get(ws_.ctx, size_t(n * H * C));
-    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
-    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) {
-        const int64_t t = th / H;
-        const float* qc = qt + th * C;
-        const float* qr = q + th * dq + dn;
-        float* s = scores + th * T;
-        const int64_t len = pos[t] + 1;
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          s[u] = kq_scale_ * (dot_f32(qc, row, C) + dot_f32(qr, row + C, dr));
-        }
-        softmax_inplace(s, len);
-        float* out = ctx + th * C;
-        std::fill(out, out + C, 0.0f);
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          for (int64_t j = 0; j < C; ++j) out[j] += s[u] * row[j];
-        }
-      }
-    });
+    const KvBlock cache{.k = kv.k(il, 0), .v = kv.k(il, 0), .rows = T, .k_stride = kv.k_width(),
+                        .v_stride = kv.k_width(), .pos0 = 0};
+    mla_attention(qt, n, H, C, dr, pos, kq_scale_, std::span(&cache, 1), ctx);
     for (int64_t h = 0; h < H; ++h) matmul(vb(h), ctx + h * C, n, H * C, ctx_o + h * dv, H * dv);
   } else {
     // Naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u) for u < T.
