@@ -70,12 +70,13 @@ model_file() {  # SHAPE:TYPE[:LAYERS] -> path (made if missing)
 run_whale() {  # key round file args...
   local key=$1 round=$2 f=$3; shift 3
   log "whale $key $*"
-  "$whale" bench -m "$f" -t "$threads" -o json "$@" | tag whale "$key" "$round"
+  "$whale" bench -m "$f" -t "$threads" -o json "$@" | tag whale "$key" "$round" || log "whale FAILED (exit $?)"
 }
 run_llama() {
   local key=$1 round=$2 f=$3; shift 3
   log "llama.cpp $key $*"
-  "$llama_bench" -m "$f" -t "$threads" -o jsonl "$@" 2>/dev/null | tag llama.cpp "$key" "$round"
+  "$llama_bench" -m "$f" -t "$threads" -o jsonl "$@" 2>>"${out%.jsonl}.llama.log" | tag llama.cpp "$key" "$round" ||
+    log "llama-bench FAILED (exit $?; see ${out%.jsonl}.llama.log)"
 }
 
 {
