@@ -17,7 +17,10 @@
 #   THREADS [2]  ROUNDS [3]  PP [512; quick 128]  TG [128; quick 32]  DEPTH [4096; quick 256]
 #   SPECS: models as SHAPE:TYPE[:LAYERS] ... [r1-distill-qwen-1.5b:Q8_0 r1-distill-qwen-1.5b:Q4_K_M
 #          deepseek-v2-lite:Q4_K_M; quick: r1-distill-qwen-1.5b:Q4_K_M]
-#   DEPTH_SPECS: the models that also run the depth test [all of SPECS]
+#   DEPTH_SPECS: the models that also run the depth test [r1-distill-qwen-1.5b:Q4_K_M
+#          deepseek-v2-lite:Q4_K_M; quick: all of SPECS]
+#   BUDGET: seconds after which the remaining tests are skipped (logged, and listed in the
+#          report as missing) [1500; quick 300]. Synthesising a missing model is not counted.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,11 +37,14 @@ rounds=${ROUNDS:-3}
 if ((quick)); then
   pp=${PP:-128}; tg=${TG:-32}; depth=${DEPTH:-256}
   specs=${SPECS:-r1-distill-qwen-1.5b:Q4_K_M}
+  depth_specs=${DEPTH_SPECS:-$specs}
+  budget=${BUDGET:-300}
 else
   pp=${PP:-512}; tg=${TG:-128}; depth=${DEPTH:-4096}
   specs=${SPECS:-r1-distill-qwen-1.5b:Q8_0 r1-distill-qwen-1.5b:Q4_K_M deepseek-v2-lite:Q4_K_M}
+  depth_specs=${DEPTH_SPECS:-r1-distill-qwen-1.5b:Q4_K_M deepseek-v2-lite:Q4_K_M}
+  budget=${BUDGET:-1500}
 fi
-depth_specs=${DEPTH_SPECS:-$specs}
 
 for bin in "$whale" "$bandwidth" "$llama_bench"; do
   [[ -x $bin ]] || { echo "compare.sh: missing $bin (build it first)" >&2; exit 1; }
@@ -47,7 +53,16 @@ mkdir -p "$models" "$root/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$root/bench/results/$stamp.jsonl
 start=$SECONDS
+synth_seconds=0
 log() { printf '[%4ds] %s\n' $((SECONDS - start)) "$*" >&2; }
+# True while the time budget (not counting synthesis) has room; otherwise logs the skip.
+in_budget() {
+  if ((SECONDS - start - synth_seconds > budget)); then
+    log "over the ${budget}s budget: skipping $*"
+    printf '{"engine":"skipped","result":{"what":"%s"}}\n' "$*" >>"$out"
+    return 1
+  fi
+}
 
 # One JSON line per result, wrapped with what produced it.
 tag() {  # engine key round
@@ -62,7 +77,9 @@ model_file() {  # SHAPE:TYPE[:LAYERS] -> path (made if missing)
   f=$models/$shape-$type${layers:+-L$layers}.gguf
   if [[ ! -f $f ]]; then
     log "synth $f"
+    local t0=$SECONDS
     "$whale" synth --shape "$shape" --type "$type" ${layers:+--layers "$layers"} -t "$threads" -o "$f" >&2
+    synth_seconds=$((synth_seconds + SECONDS - t0))
   fi
   echo "$f"
 }
@@ -90,12 +107,14 @@ log "bandwidth probe"
 "$bandwidth" -t "$threads" -o json | tag bandwidth - 0
 
 for spec in $specs; do
+  model_file "$spec" >/dev/null  # in this shell, so the synthesis time is not counted
   f=$(model_file "$spec")
   for ((r = 1; r <= rounds; r++)); do
+    in_budget "$spec round $r" || continue
     run_whale "$spec" "$r" "$f" -p "$pp" -n "$tg" -r 1
     run_llama "$spec" "$r" "$f" -p "$pp" -n "$tg" -r 1
   done
-  if [[ " $depth_specs " == *" $spec "* ]] && ((depth > 0)); then
+  if [[ " $depth_specs " == *" $spec "* ]] && ((depth > 0)) && in_budget "$spec depth $depth"; then
     run_whale "$spec" 0 "$f" -p 0 -n "$tg" -d "$depth" -r "$rounds"
     run_llama "$spec" 0 "$f" -p 0 -n "$tg" -d "$depth" -r "$rounds"
   fi
@@ -103,5 +122,5 @@ done
 
 log "bandwidth probe"
 "$bandwidth" -t "$threads" -o json | tag bandwidth - 1
-log "done: $out"
+log "done: $out ($((SECONDS - start - synth_seconds))s without synthesis)"
 python3 "$root/bench/report.py" "$out" | tee "${out%.jsonl}.md"

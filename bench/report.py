@@ -22,7 +22,7 @@ def main(paths):
     samples = defaultdict(list)  # (model, test, engine) -> t/s samples
     bytes_per_token = {}  # (model, test) -> weight bytes a token reads
     bw = defaultdict(list)  # probe test -> GB/s samples
-    meta, order = {}, []
+    meta, order, skipped = {}, [], []
     for path in paths:
         with open(path) as f:
             for line in f:
@@ -33,6 +33,9 @@ def main(paths):
                 eng, r = rec["engine"], rec["result"]
                 if eng == "meta":
                     meta = r
+                    continue
+                if eng == "skipped":
+                    skipped.append(r["what"])
                     continue
                 if eng == "bandwidth":
                     bw[r["test"]] += r["samples_gbps"]
@@ -69,6 +72,9 @@ def main(paths):
                 pct = f"{100 * g / read_bw:.0f}%"
         fmt = lambda x: f"{x:.2f}" if x else "-"
         out.append(f"| {key[0]} | {key[1]} | {fmt(wm)} | {fmt(lm)} | {ratio} | {gbps} | {pct} | {len(w)} / {len(l)} |")
+    if skipped:
+        out.append("")
+        out.append("Skipped (over the time budget): " + "; ".join(skipped) + ".")
     print("\n".join(out))
 
 
