@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <random>
 #include <string>
@@ -52,17 +53,30 @@ void baseline(const Shape& s, const float* q, const float* k, const float* v, in
   });
 }
 
+double cpu_seconds() {  // all threads of the process: robust to other load on a shared machine
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+struct Timing {
+  double wall_ms, cpu_ms;  // medians
+};
+
 template <class F>
-double median_ms(int reps, F&& f) {
-  std::vector<double> ms;
+Timing median_ms(int reps, F&& f) {
+  std::vector<double> ms, cpu;
   f();  // warm-up
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
     f();
+    cpu.push_back(1e3 * (cpu_seconds() - c0));
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  std::sort(cpu.begin(), cpu.end());
+  return {ms[ms.size() / 2], cpu[cpu.size() / 2]};
 }
 
 }  // namespace
@@ -86,8 +100,8 @@ int main(int argc, char** argv) {
   ThreadPool::set_default_threads(threads);
   fmt::print("attention ({} threads, {} inner loops), median of {}\n", ThreadPool::global().size(),
              attention_isa(), reps);
-  fmt::print("| shape | test | T | before ms/layer | after ms/layer | speed-up | after GFLOP/s | after ms/token (all layers) |\n");
-  fmt::print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  fmt::print("| shape | test | T | before ms/layer | after ms/layer | speed-up | after GFLOP/s | after GFLOP per CPU-s | before GFLOP per CPU-s | after ms/token (all layers) |\n");
+  fmt::print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   const Shape shapes[] = {{"V2-Lite MLA", 16, 1, 512 + 64, 512, 27, true},
                           {"Qwen-1.5B GQA", 12, 2, 128, 128, 28, false}};
   std::mt19937 rng(7);
@@ -112,8 +126,9 @@ int main(int argc, char** argv) {
                            .pos = pos.data(), .scale = scale, .out = out.data(),
                            .o_tok_stride = s.H * s.dv, .o_head_stride = s.dv};
         const int r = n > 1 ? std::max(1, reps / 2) : reps;
-        const double after = median_ms(r, [&] { attention(p, std::span(&b, 1)); });
-        double before = 0, err = 0;
+        const Timing after = median_ms(r, [&] { attention(p, std::span(&b, 1)); });
+        Timing before{0, 0};
+        double err = 0;
         if (!skip_baseline) {
           before = median_ms(r, [&] { baseline(s, q.data(), k.data(), vp, krow, vrow, pos.data(), n, scale, ref.data(), scores, T); });
           for (size_t i = 0; i < out.size(); ++i) err = std::max(err, double(std::abs(out[i] - ref[i])));
@@ -121,9 +136,10 @@ int main(int argc, char** argv) {
         double rows = 0;  // visible (query, row) pairs
         for (int64_t t = 0; t < n; ++t) rows += double(pos[size_t(t)] + 1);
         const double flop = 2.0 * double(s.H) * rows * double(s.dk + s.dv);
-        fmt::print("| {} | {} | {} | {:.3f} | {:.3f} | {:.1f}x | {:.1f} | {:.1f} |{}\n", s.name,
-                   n == 1 ? "decode" : "prefill 512", T, before, after, before / after,
-                   flop / (after * 1e6), after * double(s.layers),
+        fmt::print("| {} | {} | {} | {:.3f} | {:.3f} | {:.1f}x | {:.1f} | {:.1f} | {:.1f} | {:.1f} |{}\n", s.name,
+                   n == 1 ? "decode" : "prefill 512", T, before.wall_ms, after.wall_ms,
+                   before.wall_ms / after.wall_ms, flop / (after.wall_ms * 1e6), flop / (after.cpu_ms * 1e6),
+                   before.cpu_ms > 0 ? flop / (before.cpu_ms * 1e6) : 0.0, after.wall_ms * double(s.layers),
                    err > 1e-4 ? fmt::format(" MISMATCH {:.2g}", err) : "");
       }
   return 0;
