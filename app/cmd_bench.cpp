@@ -35,6 +35,7 @@ struct BenchArgs {
   std::string model;
   int n_prompt = 512, n_gen = 128, depth = 0, threads = 0, reps = 3;
   std::string output = "md";
+  int64_t mla_expanded_min = LoadOptions{}.mla_expanded_min;
 };
 
 struct ModelStats {
@@ -145,7 +146,7 @@ void run_bench(const BenchArgs& a) {
   if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
   const int threads = ThreadPool::global().size();
 
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, LoadOptions{.mla_expanded_min = a.mla_expanded_min});
   const ModelStats stats = model_stats(*model);
   const int64_t n_ctx = int64_t(a.depth) + std::max(a.n_prompt, a.n_gen);
   Runner run(*model, n_ctx);
@@ -214,6 +215,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->add_option("-r,--repetitions", a->reps, "timed repetitions per test")->capture_default_str();
   cmd->add_option("-o,--output", a->output, "md (table) or json (one object per test per line)")->capture_default_str();
+  cmd->add_option("--mla-expanded-min", a->mla_expanded_min,
+                  "deepseek2: batches of at least this many tokens use expanded (not absorbed) MLA");
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -29,7 +29,7 @@ void ThreadPool::run_chunks() {
   for (;;) {
     int64_t begin = next_.fetch_add(grain_);
     if (begin >= n_) break;
-    (*fn_)(begin, std::min(n_, begin + grain_));
+    fn_(begin, std::min(n_, begin + grain_));
   }
   t_in_pool_task = false;
 }
@@ -52,8 +52,7 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::run(Task fn, int64_t n, int64_t grain) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (workers_.empty() || t_in_pool_task || n <= grain) {
@@ -63,7 +62,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   {
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [&] { return busy_ == 0; });  // a late worker may still be leaving
-    fn_ = &fn;
+    fn_ = fn;
     n_ = n;
     grain_ = grain;
     next_.store(0);
@@ -75,7 +74,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   // Workers that woke for this generation finish their chunks; the counter is exhausted, so
   // a late-waking worker finds nothing to do.
   done_.wait(lock, [&] { return busy_ == 0; });
-  fn_ = nullptr;
+  fn_ = Task{nullptr, nullptr};
 }
 
 void ThreadPool::set_default_threads(int n) { g_default_threads = n; }

@@ -6,9 +6,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace whale {
@@ -22,8 +23,16 @@ class ThreadPool {
 
   int size() const { return int(workers_.size()) + 1; }
 
-  // fn(begin, end) over chunks of at most `grain` items.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  // fn(begin, end) over chunks of at most `grain` items. Takes any callable by reference
+  // (no std::function: wrapping a capturing lambda would allocate on every call, and the
+  // token path must not allocate).
+  template <class F>
+  void parallel_for(int64_t n, int64_t grain, F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    run({const_cast<void*>(static_cast<const void*>(std::addressof(fn))),
+         [](void* obj, int64_t b, int64_t e) { (*static_cast<Fn*>(obj))(b, e); }},
+        n, grain);
+  }
 
   // The process-wide pool (created on first use with set_default_threads' value, default
   // the hardware concurrency).
@@ -31,6 +40,12 @@ class ThreadPool {
   static void set_default_threads(int n);
 
  private:
+  struct Task {  // a borrowed callable
+    void* obj;
+    void (*call)(void*, int64_t, int64_t);
+    void operator()(int64_t b, int64_t e) const { call(obj, b, e); }
+  };
+  void run(Task fn, int64_t n, int64_t grain);
   void worker_loop();
   void run_chunks();
 
@@ -41,7 +56,7 @@ class ThreadPool {
   bool stop_ = false;
   int busy_ = 0;
   // current job
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  Task fn_{nullptr, nullptr};
   int64_t n_ = 0, grain_ = 1;
   std::atomic<int64_t> next_{0};
 };

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -67,7 +68,7 @@ struct Workspace {
 class Deepseek2 final : public Model {
  public:
   Deepseek2(std::unique_ptr<ModelFiles> files, const LoadOptions& opts)
-      : Model(std::move(files)), naive_(opts.naive_mla) {
+      : Model(std::move(files)), naive_(opts.naive_mla), expanded_min_(opts.mla_expanded_min) {
     load();
   }
 
@@ -81,6 +82,7 @@ class Deepseek2 final : public Model {
   void swiglu_mlp(const SwiGlu& m, int64_t width, const float* x, int64_t n, float* y);
 
   bool naive_;
+  int64_t expanded_min_;  // batches of at least this many tokens use the expanded form
   Matrix tok_embd_;              // [V, D]
   std::vector<float> out_norm_;  // [D]
   Matrix output_;                // [V, D]
@@ -234,35 +236,40 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   for (int64_t t = 0; t < n; ++t) max_pos = std::max<int64_t>(max_pos, pos[t]);
   const int64_t T = max_pos + 1;  // cache rows any token of the batch may see
 
-  if (!naive_) {
-    // q̃[n, H, c] = W_kb,hᵀ q_nope,h
-    float* qt = Workspace::get(ws_.qt, size_t(n * H * C));
+  if (!naive_ && n >= expanded_min_) {
+    // Long prefill: expanding K/V once per cached row (2·T·H·c·(dn+dv) FLOP) and attending at
+    // width dn+dr / dv is cheaper than attending n queries at width 2c+dr (measured: bench/RESULTS.md).
+    float* latent = Workspace::get(ws_.ctx, size_t(T * C));
+    for (int64_t u = 0; u < T; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
+    float* kexp = Workspace::get(ws_.kexp, size_t(T * H * dq));  // [T, H, dn + dr]
+    float* vexp = Workspace::get(ws_.vexp, size_t(T * H * dv));  // [T, H, dv]
     for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
-      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * C, H * C);
+      if (split) matmul_transposed(kb(h), latent, T, C, kexp + h * dq, H * dq);
+      else matmul(kb(h), latent, T, C, kexp + h * dq, H * dq);
+      matmul(vb(h), latent, T, C, vexp + h * dv, H * dv);
     }
+    for (int64_t u = 0; u < T; ++u)
+      for (int64_t h = 0; h < H; ++h) std::copy_n(kv.k(il, u) + C, dr, kexp + (u * H + h) * dq + dn);
+    const KvBlock rows{.k = kexp, .v = vexp, .rows = T, .k_stride = H * dq, .v_stride = H * dv, .pos0 = 0};
+    const AttnParams p{.n_tok = n, .n_head = H, .n_kv_head = H, .dk = dq, .dv = dv,
+                       .k_head_offset = dq, .v_head_offset = dv,
+                       .q = q, .q_tok_stride = H * dq, .q_head_stride = dq, .pos = pos,
+                       .scale = kq_scale_, .out = ctx_o, .o_tok_stride = H * dv, .o_head_stride = dv};
+    whale::attention(p, std::span(&rows, 1));
+  } else if (!naive_) {
+    // Per (token, head) query [q̃ ; q_rope] with q̃ = W_kb,hᵀ q_nope,h: [n, H, c + dr]; it attends
+    // to the cached rows [c_kv ; k_rope] as they are, and the context stays in latent space.
+    const int64_t dk = C + dr;
+    float* qt = Workspace::get(ws_.qt, size_t(n * H * dk));
+    for (int64_t h = 0; h < H; ++h) {
+      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
+      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
+    }
+    for (int64_t th = 0; th < n * H; ++th) std::copy_n(q + th * dq + dn, dr, qt + th * dk + C);
     float* ctx = Workspace::get(ws_.ctx, size_t(n * H * C));
-    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
-    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) {
-        const int64_t t = th / H;
-        const float* qc = qt + th * C;
-        const float* qr = q + th * dq + dn;
-        float* s = scores + th * T;
-        const int64_t len = pos[t] + 1;
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          s[u] = kq_scale_ * (dot_f32(qc, row, C) + dot_f32(qr, row + C, dr));
-        }
-        softmax_inplace(s, len);
-        float* out = ctx + th * C;
-        std::fill(out, out + C, 0.0f);
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          for (int64_t j = 0; j < C; ++j) out[j] += s[u] * row[j];
-        }
-      }
-    });
+    const KvBlock cache{.k = kv.k(il, 0), .v = kv.k(il, 0), .rows = T, .k_stride = kv.k_width(),
+                        .v_stride = kv.k_width(), .pos0 = 0};
+    mla_attention(qt, n, H, C, dr, pos, kq_scale_, std::span(&cache, 1), ctx);
     for (int64_t h = 0; h < H; ++h) matmul(vb(h), ctx + h * C, n, H * C, ctx_o + h * dv, H * dv);
   } else {
     // Naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u) for u < T.

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -44,7 +45,7 @@ class Dense final : public Model {
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
   // scratch
-  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_, scores_;
+  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_;
 };
 
 void Dense::load() {
@@ -109,7 +110,6 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
     T = std::max<int64_t>(T, positions[size_t(t)] + 1);
     rope_cos_sin(inv_freq_, positions[size_t(t)], cs + t * dh);
   }
-  float* scores = grow(scores_, size_t(n * H * T)).data();
   for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
@@ -129,22 +129,9 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
       std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, positions[size_t(t)]));
       std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, positions[size_t(t)]));
     }
-    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t th = begin; th < end; ++th) {
-        const int64_t t = th / H, h = th % H, hk = h / (H / Hkv);
-        const int64_t len = positions[size_t(t)] + 1;
-        const float* qh = q + t * qd + h * dh;
-        float* s = scores + th * T;
-        for (int64_t u = 0; u < len; ++u) s[u] = scale * dot_f32(qh, kv.k(il, u) + hk * dh, dh);
-        softmax_inplace(s, len);
-        float* out = o + t * qd + h * dh;
-        std::fill(out, out + dh, 0.0f);
-        for (int64_t u = 0; u < len; ++u) {
-          const float* vr = kv.v(il, u) + hk * dh;
-          for (int64_t j = 0; j < dh; ++j) out[j] += s[u] * vr[j];
-        }
-      }
-    });
+    const KvBlock cache{.k = kv.k(il, 0), .v = kv.v(il, 0), .rows = T, .k_stride = kvd,
+                        .v_stride = kvd, .pos0 = 0};
+    gqa_attention(q, n, H, Hkv, dh, positions.data(), scale, std::span(&cache, 1), o);
     matmul(L.wo, o, n, qd, a, D);
     for (int64_t i = 0; i < n * D; ++i) x[i] += a[i];
 

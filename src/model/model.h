@@ -17,6 +17,9 @@ namespace whale {
 
 struct LoadOptions {
   bool naive_mla = false;  // deepseek2: expand K/V per head (test oracle) instead of absorbing
+  // deepseek2: batches of at least this many tokens (long prefills) expand K/V per head with the
+  // fast attention kernel instead of absorbing (cheaper for many queries; chosen by measurement).
+  int64_t mla_expanded_min = int64_t(1) << 62;
 };
 
 class Model {

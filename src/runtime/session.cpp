@@ -8,7 +8,9 @@
 namespace whale {
 
 Session::Session(Model& model, int64_t n_ctx)
-    : model_(model), kv_(model.config(), n_ctx), logits_(size_t(model.config().n_vocab)) {}
+    : model_(model), kv_(model.config(), n_ctx), logits_(size_t(model.config().n_vocab)) {
+  tokens_.reserve(size_t(n_ctx));  // decode appends without reallocating (no allocation per token)
+}
 
 const float* Session::prefill(const std::vector<int32_t>& prompt) {
   if (prompt.empty()) fail("the prompt is empty");
