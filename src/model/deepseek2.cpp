@@ -71,12 +71,11 @@ class Deepseek2 final : public Model {
     load();
   }
 
-  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
-               float* logits, bool all_logits) override;
+  void forward_batch(std::span<const SeqBatch> seqs) override;
 
  private:
   void load();
-  void attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv);
+  void attention(const Layer& L, int64_t il, std::span<const SeqBatch> seqs, int64_t n);
   void ffn(const Layer& L, int64_t n);
   void swiglu_mlp(const SwiGlu& m, int64_t width, const float* x, int64_t n, float* y);
 
@@ -89,6 +88,7 @@ class Deepseek2 final : public Model {
   float kq_scale_ = 1;
   RouterParams router_;
   Workspace ws_;
+  FlatBatch fb_;
 };
 
 void Deepseek2::load() {
@@ -170,28 +170,29 @@ void Deepseek2::load() {
                          .routed_scaling = float(c.routed_scaling), .bias = nullptr};
 }
 
-void Deepseek2::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
-                        KvCache& kv, float* logits, bool all_logits) {
-  check_batch(tokens, positions, kv);
+// The sequences of the batch run as one run of n tokens through every linear layer (and the
+// MoE, experts grouped over all of them); only attention looks at which sequence a token is in.
+void Deepseek2::forward_batch(std::span<const SeqBatch> seqs) {
+  const int64_t n = check_batch(seqs);
+  flatten(seqs, fb_);
   const ModelConfig& c = config();
-  const int64_t n = int64_t(tokens.size()), D = c.n_embd;
+  const int64_t D = c.n_embd;
   float* x = Workspace::get(ws_.x, size_t(n * D));
-  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+  int64_t t = 0;
+  for (const SeqBatch& s : seqs)
+    for (int32_t tok : s.tokens) tok_embd_.dequantize_row(tok, x + (t++) * D);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const Layer& L = layers_[size_t(il)];
-    attention(L, il, positions.data(), n, kv);
+    attention(L, il, seqs, n);
     ffn(L, n);
   }
-
-  const int64_t first = all_logits ? 0 : n - 1;
-  float* xn = Workspace::get(ws_.xn, size_t(n * D));
-  for (int64_t t = first; t < n; ++t)
-    rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, float(c.rms_eps));
-  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+  batch_logits(seqs, fb_, x, out_norm_, output_, ws_.xn, ws_.logits_tmp);
 }
 
-void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv) {
+void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> seqs, int64_t n) {
+  const int32_t* pos = fb_.pos.data();
+  const int32_t* seq = fb_.seq.data();
   const ModelConfig& c = config();
   const int64_t D = c.n_embd, H = c.n_head, dn = c.qk_nope_dim, dr = c.qk_rope_dim,
                 dv = c.v_head_dim, C = c.kv_lora_rank, dq = dn + dr;
@@ -217,7 +218,7 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   float* cs = Workspace::get(ws_.cs, size_t(n * dr));
   for (int64_t t = 0; t < n; ++t) {
     rope_cos_sin(inv_freq_, pos[t], cs + t * dr);
-    float* row = kv.k(il, pos[t]);
+    float* row = seqs[size_t(seq[t])].kv.k(il, pos[t]);
     rmsnorm(kva + t * (C + dr), L.kv_a_norm.data(), row, C, eps);
     std::copy(kva + t * (C + dr) + C, kva + (t + 1) * (C + dr), row + C);
     rope_apply(row + C, cs + t * dr, dr / 2, c.rope_style);
@@ -230,9 +231,7 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   auto kb = [&](int64_t h) { return split ? L.wk_b.row_slice(h * C, C) : L.wkv_b.row_slice(h * (dn + dv), dn); };
   auto vb = [&](int64_t h) { return split ? L.wv_b.row_slice(h * dv, dv) : L.wkv_b.row_slice(h * (dn + dv) + dn, dv); };
 
-  int64_t max_pos = 0;
-  for (int64_t t = 0; t < n; ++t) max_pos = std::max<int64_t>(max_pos, pos[t]);
-  const int64_t T = max_pos + 1;  // cache rows any token of the batch may see
+  const int64_t T = fb_.max_pos + 1;  // cache rows any token of the batch may see
 
   if (!naive_) {
     // q̃[n, H, c] = W_kb,hᵀ q_nope,h
@@ -243,53 +242,67 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
     }
     float* ctx = Workspace::get(ws_.ctx, size_t(n * H * C));
     float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
-    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) {
+    ThreadPool::global().parallel_for(n * H, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t th = begin; th < end; ++th) {
         const int64_t t = th / H;
         const float* qc = qt + th * C;
         const float* qr = q + th * dq + dn;
         float* s = scores + th * T;
         const int64_t len = pos[t] + 1;
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          s[u] = kq_scale_ * (dot_f32(qc, row, C) + dot_f32(qr, row + C, dr));
+        // The sequence's cache as contiguous blocks of rows (one page each when paged).
+        const KvBlocks& kv = seqs[size_t(seq[t])].kv;
+        const int64_t kw = kv.k_width, nb = kv.n_blocks(len);
+        for (int64_t b = 0; b < nb; ++b) {
+          const float* rows = kv.k_rows(il, b);
+          float* sb = s + b * kv.block_tokens;
+          for (int64_t u = 0, m = kv.rows_in(b, len); u < m; ++u)
+            sb[u] = kq_scale_ * (dot_f32(qc, rows + u * kw, C) + dot_f32(qr, rows + u * kw + C, dr));
         }
         softmax_inplace(s, len);
         float* out = ctx + th * C;
         std::fill(out, out + C, 0.0f);
-        for (int64_t u = 0; u < len; ++u) {
-          const float* row = kv.k(il, u);
-          for (int64_t j = 0; j < C; ++j) out[j] += s[u] * row[j];
+        for (int64_t b = 0; b < nb; ++b) {
+          const float* rows = kv.k_rows(il, b);
+          const float* sb = s + b * kv.block_tokens;
+          for (int64_t u = 0, m = kv.rows_in(b, len); u < m; ++u)
+            for (int64_t j = 0; j < C; ++j) out[j] += sb[u] * rows[u * kw + j];
         }
       }
     });
     for (int64_t h = 0; h < H; ++h) matmul(vb(h), ctx + h * C, n, H * C, ctx_o + h * dv, H * dv);
   } else {
-    // Naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u) for u < T.
-    float* latent = Workspace::get(ws_.ctx, size_t(T * C));
-    for (int64_t u = 0; u < T; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
-    float* kexp = Workspace::get(ws_.kexp, size_t(T * H * dn));
-    float* vexp = Workspace::get(ws_.vexp, size_t(T * H * dv));
-    for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul_transposed(kb(h), latent, T, C, kexp + h * dn, H * dn);
-      else matmul(kb(h), latent, T, C, kexp + h * dn, H * dn);
-      matmul(vb(h), latent, T, C, vexp + h * dv, H * dv);
-    }
-    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
-    for (int64_t t = 0; t < n; ++t)
+    // Naive, one sequence at a time: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u)
+    // for u < Ts (the rows this sequence's tokens may see).
+    for (size_t si = 0; si < seqs.size(); ++si) {
+      const KvBlocks& kv = seqs[si].kv;
+      const int64_t t0 = fb_.offset[si], t1 = fb_.offset[si + 1];
+      int64_t Ts = 0;
+      for (int64_t t = t0; t < t1; ++t) Ts = std::max<int64_t>(Ts, pos[t] + 1);
+      float* latent = Workspace::get(ws_.ctx, size_t(Ts * C));
+      for (int64_t u = 0; u < Ts; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
+      float* kexp = Workspace::get(ws_.kexp, size_t(Ts * H * dn));
+      float* vexp = Workspace::get(ws_.vexp, size_t(Ts * H * dv));
       for (int64_t h = 0; h < H; ++h) {
-        float* s = scores + (t * H + h) * T;
-        const float* qh = q + (t * H + h) * dq;
-        const int64_t len = pos[t] + 1;
-        for (int64_t u = 0; u < len; ++u)
-          s[u] = kq_scale_ * (dot_f32(qh, kexp + (u * H + h) * dn, dn) +
-                              dot_f32(qh + dn, kv.k(il, u) + C, dr));
-        softmax_inplace(s, len);
-        float* o = ctx_o + (t * H + h) * dv;
-        std::fill(o, o + dv, 0.0f);
-        for (int64_t u = 0; u < len; ++u)
-          for (int64_t j = 0; j < dv; ++j) o[j] += s[u] * vexp[(u * H + h) * dv + j];
+        if (split) matmul_transposed(kb(h), latent, Ts, C, kexp + h * dn, H * dn);
+        else matmul(kb(h), latent, Ts, C, kexp + h * dn, H * dn);
+        matmul(vb(h), latent, Ts, C, vexp + h * dv, H * dv);
       }
+      float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+          float* s = scores + (t * H + h) * T;
+          const float* qh = q + (t * H + h) * dq;
+          const int64_t len = pos[t] + 1;
+          for (int64_t u = 0; u < len; ++u)
+            s[u] = kq_scale_ * (dot_f32(qh, kexp + (u * H + h) * dn, dn) +
+                                dot_f32(qh + dn, kv.k(il, u) + C, dr));
+          softmax_inplace(s, len);
+          float* o = ctx_o + (t * H + h) * dv;
+          std::fill(o, o + dv, 0.0f);
+          for (int64_t u = 0; u < len; ++u)
+            for (int64_t j = 0; j < dv; ++j) o[j] += s[u] * vexp[(u * H + h) * dv + j];
+        }
+    }
   }
 
   float* out = Workspace::get(ws_.out, size_t(n * D));

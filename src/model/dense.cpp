@@ -34,8 +34,7 @@ std::vector<float>& grow(std::vector<float>& v, size_t n) {
 class Dense final : public Model {
  public:
   Dense(std::unique_ptr<ModelFiles> files, const LoadOptions&) : Model(std::move(files)) { load(); }
-  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
-               float* logits, bool all_logits) override;
+  void forward_batch(std::span<const SeqBatch> seqs) override;
 
  private:
   void load();
@@ -44,7 +43,8 @@ class Dense final : public Model {
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
   // scratch
-  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_, scores_;
+  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_, scores_, logits_tmp_;
+  FlatBatch fb_;
 };
 
 void Dense::load() {
@@ -87,11 +87,15 @@ void Dense::load() {
   unused_ = w.unused();
 }
 
-void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
-                    KvCache& kv, float* logits, bool all_logits) {
-  check_batch(tokens, positions, kv);
+// The sequences of the batch run as one run of n tokens through every linear layer; only
+// attention looks at which sequence a token is in (its own cache, walked as blocks of rows).
+void Dense::forward_batch(std::span<const SeqBatch> seqs) {
+  const int64_t n = check_batch(seqs);
+  flatten(seqs, fb_);
+  const int32_t* pos = fb_.pos.data();
+  const int32_t* seq = fb_.seq.data();
   const ModelConfig& c = config();
-  const int64_t n = int64_t(tokens.size()), D = c.n_embd, H = c.n_head, Hkv = c.n_head_kv,
+  const int64_t D = c.n_embd, H = c.n_head, Hkv = c.n_head_kv,
                 dh = c.head_dim, qd = H * dh, kvd = Hkv * dh, F = c.n_ff;
   const float eps = float(c.rms_eps);
   const float scale = float(1.0 / std::sqrt(double(dh)));
@@ -104,13 +108,12 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
   float* a = grow(a_, size_t(n * std::max(F, D))).data();
   float* b = grow(b_, size_t(n * F)).data();
   float* cs = grow(cs_, size_t(n * dh)).data();
-  int64_t T = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    T = std::max<int64_t>(T, positions[size_t(t)] + 1);
-    rope_cos_sin(inv_freq_, positions[size_t(t)], cs + t * dh);
-  }
+  const int64_t T = fb_.max_pos + 1;  // cache rows any token of the batch may see
+  for (int64_t t = 0; t < n; ++t) rope_cos_sin(inv_freq_, pos[t], cs + t * dh);
   float* scores = grow(scores_, size_t(n * H * T)).data();
-  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+  int64_t ti = 0;
+  for (const SeqBatch& s : seqs)
+    for (int32_t tok : s.tokens) tok_embd_.dequantize_row(tok, x + (ti++) * D);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const Layer& L = layers_[size_t(il)];
@@ -126,22 +129,33 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
       }
       for (int64_t h = 0; h < H; ++h) rope_apply(q + t * qd + h * dh, cs + t * dh, dh / 2, c.rope_style);
       for (int64_t h = 0; h < Hkv; ++h) rope_apply(k + t * kvd + h * dh, cs + t * dh, dh / 2, c.rope_style);
-      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, positions[size_t(t)]));
-      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, positions[size_t(t)]));
+      const KvBlocks& kv = seqs[size_t(seq[t])].kv;
+      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, pos[t]));
+      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, pos[t]));
     }
     ThreadPool::global().parallel_for(n * H, 1, [&](int64_t begin, int64_t end) {
       for (int64_t th = begin; th < end; ++th) {
         const int64_t t = th / H, h = th % H, hk = h / (H / Hkv);
-        const int64_t len = positions[size_t(t)] + 1;
+        const int64_t len = pos[t] + 1;
         const float* qh = q + t * qd + h * dh;
         float* s = scores + th * T;
-        for (int64_t u = 0; u < len; ++u) s[u] = scale * dot_f32(qh, kv.k(il, u) + hk * dh, dh);
+        // The sequence's cache as contiguous blocks of rows (one page each when paged).
+        const KvBlocks& kv = seqs[size_t(seq[t])].kv;
+        const int64_t nb = kv.n_blocks(len);
+        for (int64_t b = 0; b < nb; ++b) {
+          const float* kr = kv.k_rows(il, b) + hk * dh;
+          float* sb = s + b * kv.block_tokens;
+          for (int64_t u = 0, m = kv.rows_in(b, len); u < m; ++u)
+            sb[u] = scale * dot_f32(qh, kr + u * kvd, dh);
+        }
         softmax_inplace(s, len);
         float* out = o + t * qd + h * dh;
         std::fill(out, out + dh, 0.0f);
-        for (int64_t u = 0; u < len; ++u) {
-          const float* vr = kv.v(il, u) + hk * dh;
-          for (int64_t j = 0; j < dh; ++j) out[j] += s[u] * vr[j];
+        for (int64_t b = 0; b < nb; ++b) {
+          const float* vr = kv.v_rows(il, b) + hk * dh;
+          const float* sb = s + b * kv.block_tokens;
+          for (int64_t u = 0, m = kv.rows_in(b, len); u < m; ++u)
+            for (int64_t j = 0; j < dh; ++j) out[j] += sb[u] * vr[u * kvd + j];
         }
       }
     });
@@ -155,9 +169,7 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
     matmul(L.down, a, n, F, o, D);
     for (int64_t i = 0; i < n * D; ++i) x[i] += o[i];
   }
-  const int64_t first = all_logits ? 0 : n - 1;
-  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, eps);
-  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+  batch_logits(seqs, fb_, x, out_norm_, output_, xn_, logits_tmp_);
 }
 
 }  // namespace
