@@ -318,6 +318,10 @@ TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
       EXPECT_EQ(st.queued, 0);
       EXPECT_EQ(st.kv_pages_used, 0);
       EXPECT_EQ(st.requests_total, int64_t(reqs.size()));
+      EXPECT_GT(st.decode_tokens_per_s, 0);
+      int64_t generated = 0;
+      for (size_t i = 0; i < reqs.size(); ++i) generated += col.get(i).generated;
+      EXPECT_EQ(st.tokens_generated, generated);
     }
     int64_t total = 0;
     for (size_t i = 0; i < reqs.size(); ++i) {

@@ -400,10 +400,20 @@ SchedulerStats Scheduler::stats() const {
   st.kv_pages_cached = s.pool.n_cached();
   st.kv_pages_total = s.pool.n_pages();
   st.kv_page_tokens = s.pool.page_tokens();
-  if (!s.recent.empty()) {
-    int64_t toks = 0;
-    for (const auto& r : s.recent) toks += r.tokens;
-    const double span = std::chrono::duration<double>(s.recent.back().end - s.recent.front().begin).count();
+  // Sampled tokens over the steps of the last few seconds (0 once the scheduler is idle).
+  const auto horizon = Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(kRateWindowSeconds));
+  int64_t toks = 0;
+  Clock::time_point first{};
+  bool any = false;
+  for (const auto& r : s.recent) {
+    if (r.end < horizon) continue;
+    if (!any) first = r.begin;
+    any = true;
+    toks += r.tokens;
+  }
+  if (any) {
+    const double span = std::chrono::duration<double>(s.recent.back().end - first).count();
     if (span > 0) st.decode_tokens_per_s = double(toks) / span;
   }
   return st;
