@@ -12,6 +12,7 @@ void register_chat(CLI::App& app);
 void register_convert_vocab(CLI::App& app);
 void register_bench_tokenizer(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_bench_serve(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_quantize(CLI::App& app);
 

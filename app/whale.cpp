@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   whale::app::register_convert_vocab(app);
   whale::app::register_bench_tokenizer(app);
   whale::app::register_bench(app);
+  whale::app::register_bench_serve(app);
   whale::app::register_synth(app);
   whale::app::register_quantize(app);
   try {

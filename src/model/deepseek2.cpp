@@ -58,7 +58,8 @@ struct Workspace {
   std::vector<int32_t> route_e;
   std::vector<int64_t> members;  // tokens routed to the expert being run
   std::vector<float> member_w;
-  std::vector<float> attn_scores, kexp, vexp;
+  std::vector<float> attn_scores, kexp, vexp, ctx2;
+  std::vector<KvBlock> blocks;  // the current sequence's cache blocks for one layer
   static float* get(std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
     return v.data();
@@ -72,12 +73,11 @@ class Deepseek2 final : public Model {
     load();
   }
 
-  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
-               float* logits, bool all_logits) override;
+  void forward_batch(std::span<const SeqBatch> seqs) override;
 
  private:
   void load();
-  void attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv);
+  void attention(const Layer& L, int64_t il, std::span<const SeqBatch> seqs, int64_t n);
   void ffn(const Layer& L, int64_t n);
   void swiglu_mlp(const SwiGlu& m, int64_t width, const float* x, int64_t n, float* y);
 
@@ -91,6 +91,7 @@ class Deepseek2 final : public Model {
   float kq_scale_ = 1;
   RouterParams router_;
   Workspace ws_;
+  FlatBatch fb_;
 };
 
 void Deepseek2::load() {
@@ -172,28 +173,29 @@ void Deepseek2::load() {
                          .routed_scaling = float(c.routed_scaling), .bias = nullptr};
 }
 
-void Deepseek2::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
-                        KvCache& kv, float* logits, bool all_logits) {
-  check_batch(tokens, positions, kv);
+// The sequences of the batch run as one run of n tokens through every linear layer (and the
+// MoE, experts grouped over all of them); only attention looks at which sequence a token is in.
+void Deepseek2::forward_batch(std::span<const SeqBatch> seqs) {
+  const int64_t n = check_batch(seqs);
+  flatten(seqs, fb_);
   const ModelConfig& c = config();
-  const int64_t n = int64_t(tokens.size()), D = c.n_embd;
+  const int64_t D = c.n_embd;
   float* x = Workspace::get(ws_.x, size_t(n * D));
-  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+  int64_t t = 0;
+  for (const SeqBatch& s : seqs)
+    for (int32_t tok : s.tokens) tok_embd_.dequantize_row(tok, x + (t++) * D);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const Layer& L = layers_[size_t(il)];
-    attention(L, il, positions.data(), n, kv);
+    attention(L, il, seqs, n);
     ffn(L, n);
   }
-
-  const int64_t first = all_logits ? 0 : n - 1;
-  float* xn = Workspace::get(ws_.xn, size_t(n * D));
-  for (int64_t t = first; t < n; ++t)
-    rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, float(c.rms_eps));
-  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+  batch_logits(seqs, fb_, x, out_norm_, output_, ws_.xn, ws_.logits_tmp);
 }
 
-void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_t n, KvCache& kv) {
+void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> seqs, int64_t n) {
+  const int32_t* pos = fb_.pos.data();
+  const int32_t* seq = fb_.seq.data();
   const ModelConfig& c = config();
   const int64_t D = c.n_embd, H = c.n_head, dn = c.qk_nope_dim, dr = c.qk_rope_dim,
                 dv = c.v_head_dim, C = c.kv_lora_rank, dq = dn + dr;
@@ -219,7 +221,7 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   float* cs = Workspace::get(ws_.cs, size_t(n * dr));
   for (int64_t t = 0; t < n; ++t) {
     rope_cos_sin(inv_freq_, pos[t], cs + t * dr);
-    float* row = kv.k(il, pos[t]);
+    float* row = seqs[size_t(seq[t])].kv.k(il, pos[t]);
     rmsnorm(kva + t * (C + dr), L.kv_a_norm.data(), row, C, eps);
     std::copy(kva + t * (C + dr) + C, kva + (t + 1) * (C + dr), row + C);
     rope_apply(row + C, cs + t * dr, dr / 2, c.rope_style);
@@ -232,71 +234,101 @@ void Deepseek2::attention(const Layer& L, int64_t il, const int32_t* pos, int64_
   auto kb = [&](int64_t h) { return split ? L.wk_b.row_slice(h * C, C) : L.wkv_b.row_slice(h * (dn + dv), dn); };
   auto vb = [&](int64_t h) { return split ? L.wv_b.row_slice(h * dv, dv) : L.wkv_b.row_slice(h * (dn + dv) + dn, dv); };
 
-  int64_t max_pos = 0;
-  for (int64_t t = 0; t < n; ++t) max_pos = std::max<int64_t>(max_pos, pos[t]);
-  const int64_t T = max_pos + 1;  // cache rows any token of the batch may see
+  // Which form each sequence uses: absorbed over the latent cache (decode, short chunks), the
+  // expanded K/V form for long prefill chunks (>= expanded_min_ tokens), or the naive oracle.
+  auto expanded = [&](size_t si) { return !naive_ && fb_.offset[si + 1] - fb_.offset[si] >= expanded_min_; };
+  bool any_absorbed = false;
+  for (size_t si = 0; si < seqs.size(); ++si) any_absorbed |= !naive_ && !expanded(si);
 
-  if (!naive_ && n >= expanded_min_) {
-    // Long prefill: expanding K/V once per cached row (2·T·H·c·(dn+dv) FLOP) and attending at
-    // width dn+dr / dv is cheaper than attending n queries at width 2c+dr (measured: bench/RESULTS.md).
-    float* latent = Workspace::get(ws_.ctx, size_t(T * C));
-    for (int64_t u = 0; u < T; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
-    float* kexp = Workspace::get(ws_.kexp, size_t(T * H * dq));  // [T, H, dn + dr]
-    float* vexp = Workspace::get(ws_.vexp, size_t(T * H * dv));  // [T, H, dv]
-    for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul_transposed(kb(h), latent, T, C, kexp + h * dq, H * dq);
-      else matmul(kb(h), latent, T, C, kexp + h * dq, H * dq);
-      matmul(vb(h), latent, T, C, vexp + h * dv, H * dv);
-    }
-    for (int64_t u = 0; u < T; ++u)
-      for (int64_t h = 0; h < H; ++h) std::copy_n(kv.k(il, u) + C, dr, kexp + (u * H + h) * dq + dn);
-    const KvBlock rows{.k = kexp, .v = vexp, .rows = T, .k_stride = H * dq, .v_stride = H * dv, .pos0 = 0};
-    const AttnParams p{.n_tok = n, .n_head = H, .n_kv_head = H, .dk = dq, .dv = dv,
-                       .k_head_offset = dq, .v_head_offset = dv,
-                       .q = q, .q_tok_stride = H * dq, .q_head_stride = dq, .pos = pos,
-                       .scale = kq_scale_, .out = ctx_o, .o_tok_stride = H * dv, .o_head_stride = dv};
-    whale::attention(p, std::span(&rows, 1));
-  } else if (!naive_) {
-    // Per (token, head) query [q̃ ; q_rope] with q̃ = W_kb,hᵀ q_nope,h: [n, H, c + dr]; it attends
-    // to the cached rows [c_kv ; k_rope] as they are, and the context stays in latent space.
-    const int64_t dk = C + dr;
-    float* qt = Workspace::get(ws_.qt, size_t(n * H * dk));
+  // Absorbed queries for the whole batch at once: per (token, head) [q̃ ; q_rope] with
+  // q̃ = W_kb,hᵀ q_nope,h: [n, H, c + dr]; they attend to the cached rows [c_kv ; k_rope] as
+  // they are, and the context stays in latent space until W_vb.
+  const int64_t dk = C + dr;
+  float* qt = nullptr;
+  float* ctx = nullptr;
+  if (any_absorbed) {
+    qt = Workspace::get(ws_.qt, size_t(n * H * dk));
     for (int64_t h = 0; h < H; ++h) {
       if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
       else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
     }
     for (int64_t th = 0; th < n * H; ++th) std::copy_n(q + th * dq + dn, dr, qt + th * dk + C);
-    float* ctx = Workspace::get(ws_.ctx, size_t(n * H * C));
-    const KvBlock cache{.k = kv.k(il, 0), .v = kv.k(il, 0), .rows = T, .k_stride = kv.k_width(),
-                        .v_stride = kv.k_width(), .pos0 = 0};
-    mla_attention(qt, n, H, C, dr, pos, kq_scale_, std::span(&cache, 1), ctx);
-    for (int64_t h = 0; h < H; ++h) matmul(vb(h), ctx + h * C, n, H * C, ctx_o + h * dv, H * dv);
-  } else {
-    // Naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u) for u < T.
-    float* latent = Workspace::get(ws_.ctx, size_t(T * C));
-    for (int64_t u = 0; u < T; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
-    float* kexp = Workspace::get(ws_.kexp, size_t(T * H * dn));
-    float* vexp = Workspace::get(ws_.vexp, size_t(T * H * dv));
-    for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul_transposed(kb(h), latent, T, C, kexp + h * dn, H * dn);
-      else matmul(kb(h), latent, T, C, kexp + h * dn, H * dn);
-      matmul(vb(h), latent, T, C, vexp + h * dv, H * dv);
+    ctx = Workspace::get(ws_.ctx2, size_t(n * H * C));
+  }
+
+  // Attention itself looks at one sequence at a time: its own cache, walked as contiguous
+  // blocks of rows (one block for a flat cache, one per page for the scheduler's pool).
+  for (size_t si = 0; si < seqs.size(); ++si) {
+    const KvBlocks& kv = seqs[si].kv;
+    const int64_t t0 = fb_.offset[si], t1 = fb_.offset[si + 1], ns = t1 - t0;
+    if (ns == 0) continue;
+    int64_t Ts = 0;  // cache rows this sequence's tokens may see
+    for (int64_t t = t0; t < t1; ++t) Ts = std::max<int64_t>(Ts, pos[t] + 1);
+
+    if (!naive_ && !expanded(si)) {
+      std::vector<KvBlock>& blocks = ws_.blocks;
+      blocks.clear();
+      for (int64_t bi = 0, nb = kv.n_blocks(Ts); bi < nb; ++bi) {
+        const float* rows = kv.k_rows(il, bi);
+        blocks.push_back({.k = rows, .v = rows, .rows = kv.rows_in(bi, Ts), .k_stride = kv.k_width,
+                          .v_stride = kv.k_width, .pos0 = bi * kv.block_tokens});
+      }
+      mla_attention(qt + t0 * H * dk, ns, H, C, dr, pos + t0, kq_scale_, blocks, ctx + t0 * H * C);
+      continue;
     }
-    float* scores = Workspace::get(ws_.attn_scores, size_t(n * H * T));
-    for (int64_t t = 0; t < n; ++t)
+
+    // Expanded and naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u), u < Ts.
+    float* latent = Workspace::get(ws_.ctx, size_t(Ts * C));
+    for (int64_t u = 0; u < Ts; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
+    float* kexp = Workspace::get(ws_.kexp, size_t(Ts * H * dq));  // [Ts, H, dn + dr]
+    float* vexp = Workspace::get(ws_.vexp, size_t(Ts * H * dv));  // [Ts, H, dv]
+    for (int64_t h = 0; h < H; ++h) {
+      if (split) matmul_transposed(kb(h), latent, Ts, C, kexp + h * dq, H * dq);
+      else matmul(kb(h), latent, Ts, C, kexp + h * dq, H * dq);
+      matmul(vb(h), latent, Ts, C, vexp + h * dv, H * dv);
+    }
+    for (int64_t u = 0; u < Ts; ++u)
+      for (int64_t h = 0; h < H; ++h) std::copy_n(kv.k(il, u) + C, dr, kexp + (u * H + h) * dq + dn);
+
+    if (!naive_) {
+      // Long prefill: expanding K/V once per cached row (2·T·H·c·(dn+dv) FLOP) and attending at
+      // width dn+dr / dv is cheaper than attending n queries at width 2c+dr (bench/RESULTS.md).
+      const KvBlock rows{.k = kexp, .v = vexp, .rows = Ts, .k_stride = H * dq, .v_stride = H * dv, .pos0 = 0};
+      const AttnParams p{.n_tok = ns, .n_head = H, .n_kv_head = H, .dk = dq, .dv = dv,
+                         .k_head_offset = dq, .v_head_offset = dv,
+                         .q = q + t0 * H * dq, .q_tok_stride = H * dq, .q_head_stride = dq, .pos = pos + t0,
+                         .scale = kq_scale_, .out = ctx_o + t0 * H * dv, .o_tok_stride = H * dv, .o_head_stride = dv};
+      whale::attention(p, std::span(&rows, 1));
+      continue;
+    }
+    // The naive oracle: plain scores, softmax, weighted sum.
+    float* scores = Workspace::get(ws_.attn_scores, size_t(Ts));
+    for (int64_t t = t0; t < t1; ++t)
       for (int64_t h = 0; h < H; ++h) {
-        float* s = scores + (t * H + h) * T;
         const float* qh = q + (t * H + h) * dq;
         const int64_t len = pos[t] + 1;
         for (int64_t u = 0; u < len; ++u)
-          s[u] = kq_scale_ * (dot_f32(qh, kexp + (u * H + h) * dn, dn) +
-                              dot_f32(qh + dn, kv.k(il, u) + C, dr));
-        softmax_inplace(s, len);
+          scores[u] = kq_scale_ * dot_f32(qh, kexp + (u * H + h) * dq, dq);
+        softmax_inplace(scores, len);
         float* o = ctx_o + (t * H + h) * dv;
         std::fill(o, o + dv, 0.0f);
         for (int64_t u = 0; u < len; ++u)
-          for (int64_t j = 0; j < dv; ++j) o[j] += s[u] * vexp[(u * H + h) * dv + j];
+          for (int64_t j = 0; j < dv; ++j) o[j] += scores[u] * vexp[(u * H + h) * dv + j];
       }
+  }
+  // Absorbed sequences: o_h = W_vb,h · ctx_h, over the whole batch in one product when every
+  // sequence is absorbed (decode steps), else sequence by sequence.
+  if (any_absorbed) {
+    bool all_absorbed = true;
+    for (size_t si = 0; si < seqs.size(); ++si) all_absorbed &= !expanded(si);
+    for (size_t si = 0; si < seqs.size(); ++si) {
+      const int64_t t0 = all_absorbed ? 0 : fb_.offset[si];
+      const int64_t ns = all_absorbed ? n : fb_.offset[si + 1] - t0;
+      if (ns > 0 && (all_absorbed || !expanded(si)))
+        for (int64_t h = 0; h < H; ++h)
+          matmul(vb(h), ctx + t0 * H * C + h * C, ns, H * C, ctx_o + t0 * H * dv + h * dv, H * dv);
+      if (all_absorbed) break;
+    }
   }
 
   float* out = Workspace::get(ws_.out, size_t(n * D));

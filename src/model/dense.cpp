@@ -35,8 +35,7 @@ std::vector<float>& grow(std::vector<float>& v, size_t n) {
 class Dense final : public Model {
  public:
   Dense(std::unique_ptr<ModelFiles> files, const LoadOptions&) : Model(std::move(files)) { load(); }
-  void forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& kv,
-               float* logits, bool all_logits) override;
+  void forward_batch(std::span<const SeqBatch> seqs) override;
 
  private:
   void load();
@@ -45,7 +44,9 @@ class Dense final : public Model {
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
   // scratch
-  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_;
+  std::vector<float> x_, xn_, q_, k_, v_, o_, a_, b_, cs_, logits_tmp_;
+  std::vector<KvBlock> blocks_;  // the current sequence's cache blocks for one layer
+  FlatBatch fb_;
 };
 
 void Dense::load() {
@@ -88,11 +89,15 @@ void Dense::load() {
   unused_ = w.unused();
 }
 
-void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions,
-                    KvCache& kv, float* logits, bool all_logits) {
-  check_batch(tokens, positions, kv);
+// The sequences of the batch run as one run of n tokens through every linear layer; only
+// attention looks at which sequence a token is in (its own cache, walked as blocks of rows).
+void Dense::forward_batch(std::span<const SeqBatch> seqs) {
+  const int64_t n = check_batch(seqs);
+  flatten(seqs, fb_);
+  const int32_t* pos = fb_.pos.data();
+  const int32_t* seq = fb_.seq.data();
   const ModelConfig& c = config();
-  const int64_t n = int64_t(tokens.size()), D = c.n_embd, H = c.n_head, Hkv = c.n_head_kv,
+  const int64_t D = c.n_embd, H = c.n_head, Hkv = c.n_head_kv,
                 dh = c.head_dim, qd = H * dh, kvd = Hkv * dh, F = c.n_ff;
   const float eps = float(c.rms_eps);
   const float scale = float(1.0 / std::sqrt(double(dh)));
@@ -105,12 +110,10 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
   float* a = grow(a_, size_t(n * std::max(F, D))).data();
   float* b = grow(b_, size_t(n * F)).data();
   float* cs = grow(cs_, size_t(n * dh)).data();
-  int64_t T = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    T = std::max<int64_t>(T, positions[size_t(t)] + 1);
-    rope_cos_sin(inv_freq_, positions[size_t(t)], cs + t * dh);
-  }
-  for (int64_t t = 0; t < n; ++t) tok_embd_.dequantize_row(tokens[size_t(t)], x + t * D);
+  for (int64_t t = 0; t < n; ++t) rope_cos_sin(inv_freq_, pos[t], cs + t * dh);
+  int64_t ti = 0;
+  for (const SeqBatch& s : seqs)
+    for (int32_t tok : s.tokens) tok_embd_.dequantize_row(tok, x + (ti++) * D);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const Layer& L = layers_[size_t(il)];
@@ -126,12 +129,24 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
       }
       for (int64_t h = 0; h < H; ++h) rope_apply(q + t * qd + h * dh, cs + t * dh, dh / 2, c.rope_style);
       for (int64_t h = 0; h < Hkv; ++h) rope_apply(k + t * kvd + h * dh, cs + t * dh, dh / 2, c.rope_style);
-      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, positions[size_t(t)]));
-      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, positions[size_t(t)]));
+      const KvBlocks& kv = seqs[size_t(seq[t])].kv;
+      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, pos[t]));
+      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, pos[t]));
     }
-    const KvBlock cache{.k = kv.k(il, 0), .v = kv.v(il, 0), .rows = T, .k_stride = kvd,
-                        .v_stride = kvd, .pos0 = 0};
-    gqa_attention(q, n, H, Hkv, dh, positions.data(), scale, std::span(&cache, 1), o);
+    // Attention per sequence, over its own cache as contiguous blocks of rows (one block for a
+    // flat cache, one per page for the scheduler's pool).
+    for (size_t si = 0; si < seqs.size(); ++si) {
+      const KvBlocks& kv = seqs[si].kv;
+      const int64_t t0 = fb_.offset[si], ns = fb_.offset[si + 1] - t0;
+      if (ns == 0) continue;
+      int64_t Ts = 0;
+      for (int64_t t = t0; t < t0 + ns; ++t) Ts = std::max<int64_t>(Ts, pos[t] + 1);
+      blocks_.clear();
+      for (int64_t bi = 0, nb = kv.n_blocks(Ts); bi < nb; ++bi)
+        blocks_.push_back({.k = kv.k_rows(il, bi), .v = kv.v_rows(il, bi), .rows = kv.rows_in(bi, Ts),
+                           .k_stride = kvd, .v_stride = kvd, .pos0 = bi * kv.block_tokens});
+      gqa_attention(q + t0 * qd, ns, H, Hkv, dh, pos + t0, scale, blocks_, o + t0 * qd);
+    }
     matmul(L.wo, o, n, qd, a, D);
     for (int64_t i = 0; i < n * D; ++i) x[i] += a[i];
 
@@ -142,9 +157,7 @@ void Dense::forward(std::span<const int32_t> tokens, std::span<const int32_t> po
     matmul(L.down, a, n, F, o, D);
     for (int64_t i = 0; i < n * D; ++i) x[i] += o[i];
   }
-  const int64_t first = all_logits ? 0 : n - 1;
-  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), xn + (t - first) * D, D, eps);
-  matmul(output_, xn, n - first, D, logits, c.n_vocab);
+  batch_logits(seqs, fb_, x, out_norm_, output_, xn_, logits_tmp_);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // forward holding a decode token of every active request plus chunks of pending prefills.
 // KV lives in a paged cache (MLA latent pages for deepseek2); full pages of a finished prompt
 // are kept for prefix reuse. Thread-safe: submit/cancel/stats from any thread; the scheduler
-// runs its own loop thread. Events are delivered on the loop thread: callbacks must be quick.
+// runs its own loop thread. Events are delivered on the loop thread: callbacks must be quick
+// (they may call submit/cancel/stats, never the destructor). The scheduler owns the model's
+// forward while it lives: run no other forward on the same model (or the same thread pool)
+// concurrently.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,7 @@ struct SchedulerOptions {
   int64_t queue_max = 64;      // waiting requests beyond the slots; submit fails when full
   int64_t kv_tokens = 0;       // total paged-KV budget in tokens (0: parallel * n_ctx)
   int64_t prefill_chunk = 256; // prompt tokens per step per request
+  int64_t kv_page_tokens = 16; // positions per KV page (the unit of sharing and allocation)
 };
 
 struct GenRequest {
@@ -42,7 +46,9 @@ struct GenEvent {
 
 struct SchedulerStats {
   int64_t active = 0, queued = 0, requests_total = 0, tokens_generated = 0, prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache (not recomputed)
   int64_t kv_pages_used = 0, kv_pages_total = 0, kv_page_tokens = 0;
+  int64_t kv_pages_cached = 0;  // pages in the prefix cache (referenced or idle)
   double decode_tokens_per_s = 0;  // recent aggregate
 };
 

@@ -1,0 +1,102 @@
+// whale bench-serve -m PATH [--parallel 1,4,8] [-p 16] [-n 64] [-t N]
+// Aggregate throughput of the continuous-batching scheduler: for each --parallel value P, P
+// concurrent greedy requests (random prompts of -p tokens, -n generated tokens each, no stop
+// token) go through one Scheduler with P slots. Reported per P: wall time, generated tokens/s
+// over the whole run, decode tokens/s measured from the moment every request has its first
+// token to the last token (prefill excluded), and the mean time to first token.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "model/model.h"
+#include "runtime/scheduler.h"
+
+namespace whale::app {
+
+namespace {
+
+struct BenchServeArgs {
+  std::string model;
+  std::vector<int64_t> parallel = {1, 4, 8};
+  int64_t n_prompt = 16, n_gen = 64;
+  int threads = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+
+void run_bench_serve(const BenchServeArgs& a) {
+  if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
+  if (a.n_prompt < 1 || a.n_gen < 2) fail("bench-serve: need -p >= 1 and -n >= 2");
+  auto model = load_model(a.model);
+  const int64_t V = model->config().n_vocab;
+  fmt::print("model {}, {} threads, prompt {} tokens, {} generated per request\n", a.model,
+             ThreadPool::global().size(), a.n_prompt, a.n_gen);
+  fmt::print("| parallel | wall s | total t/s | decode t/s | mean TTFT s |\n|---:|---:|---:|---:|---:|\n");
+  std::mt19937_64 rng(1);
+  for (int64_t P : a.parallel) {
+    if (P < 1) fail("bench-serve: --parallel values must be >= 1, got {}", P);
+    std::mutex mu;  // declared before the scheduler: its callbacks use them
+    std::condition_variable cv;
+    int64_t done = 0, first_tokens = 0, tokens = 0, tokens_at_all_first = 0;
+    double ttft_sum = 0;
+    Clock::time_point all_first, last;
+    Scheduler sched(*model, SchedulerOptions{.n_ctx = a.n_prompt + a.n_gen, .parallel = P,
+                                             .queue_max = 0, .prefill_chunk = 512});
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < P; ++i) {
+      GenRequest r;
+      for (int64_t j = 0; j < a.n_prompt; ++j) r.prompt.push_back(int32_t(rng() % uint64_t(V)));
+      r.max_tokens = a.n_gen;
+      r.sampling.temperature = 0;
+      auto first = std::make_shared<bool>(true);
+      const auto h = sched.submit(r, [&, first](const GenEvent& ev) {
+        std::lock_guard<std::mutex> lock(mu);
+        const auto now = Clock::now();
+        if (ev.done) {
+          ++done;
+          cv.notify_all();
+          return;
+        }
+        ++tokens;
+        last = now;
+        if (*first) {
+          *first = false;
+          ttft_sum += std::chrono::duration<double>(now - t0).count();
+          if (++first_tokens == P) {
+            all_first = now;
+            tokens_at_all_first = tokens;
+          }
+        }
+      });
+      if (h == 0) fail("bench-serve: the scheduler refused a request");
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done == P; });
+    const double wall = std::chrono::duration<double>(last - t0).count();
+    const double decode = std::chrono::duration<double>(last - all_first).count();
+    fmt::print("| {} | {:.2f} | {:.2f} | {:.2f} | {:.3f} |\n", P, wall, double(tokens) / wall,
+               double(tokens - tokens_at_all_first) / std::max(decode, 1e-9), ttft_sum / double(P));
+  }
+}
+
+}  // namespace
+
+void register_bench_serve(CLI::App& app) {
+  auto a = std::make_shared<BenchServeArgs>();
+  CLI::App* cmd = app.add_subcommand("bench-serve", "measure aggregate throughput of the batching scheduler");
+  cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("--parallel", a->parallel, "concurrent requests (= slots), one run per value")
+      ->delimiter(',')->capture_default_str();
+  cmd->add_option("-p,--n-prompt", a->n_prompt, "prompt tokens per request")->capture_default_str();
+  cmd->add_option("-n,--n-gen", a->n_gen, "generated tokens per request")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+  cmd->callback([a] { run_bench_serve(*a); });
+}
+
+}  // namespace whale::app
