@@ -1,0 +1,178 @@
+#include "server/guarded_server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "server/openai_protocol.h"
+
+namespace whale::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool wait_fd(int fd, short events, std::chrono::milliseconds timeout) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    const int r = ::poll(&p, 1, int(std::max<int64_t>(0, timeout.count())));
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0 && (p.revents & (events | POLLHUP | POLLERR));
+  }
+}
+
+bool peer_alive(int fd) {
+  if (!wait_fd(fd, POLLIN, std::chrono::milliseconds(0))) return true;  // nothing pending
+  char c;
+  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;  // 0: orderly close; <0: reset
+}
+
+void address_of(int fd, bool peer, std::string& ip, int& port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  const int r = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                     : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r != 0) return;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+    port = ntohs(a->sin6_port);
+  }
+  ip = buf;
+}
+
+// A socket stream whose reads fail once the current request's deadline has passed. After a
+// read failed that way, writes are refused too: the library would answer "400" for the
+// truncated request, and we answer 408 ourselves instead.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(int fd, const ConnectionLimits& l) : fd_(fd), limits_(l) {}
+
+  void begin_request() {
+    deadline_ = Clock::now() + limits_.request_timeout;
+    has_deadline_ = true;
+    timed_out_ = false;
+    wrote_ = false;
+  }
+  void lift_deadline() { has_deadline_ = false; }
+  bool timed_out() const { return timed_out_; }
+  bool wrote() const { return wrote_; }
+  bool buffered() const { return off_ < len_; }
+
+  bool is_readable() const override { return buffered() || wait_fd(fd_, POLLIN, read_wait()); }
+  bool is_writable() const override {
+    return wait_fd(fd_, POLLOUT, limits_.io_timeout) && peer_alive(fd_);
+  }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (!buffered()) {
+      if (!wait_fd(fd_, POLLIN, read_wait())) {
+        if (has_deadline_ && Clock::now() >= deadline_) timed_out_ = true;
+        return -1;
+      }
+      ssize_t n;
+      do n = ::recv(fd_, buf_, sizeof(buf_), 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      off_ = 0;
+      len_ = size_t(n);
+    }
+    const size_t k = std::min(size, len_ - off_);
+    std::memcpy(ptr, buf_ + off_, k);
+    off_ += k;
+    return ssize_t(k);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (timed_out_) return -1;
+    size_t done = 0;
+    while (done < size) {
+      if (!wait_fd(fd_, POLLOUT, limits_.io_timeout)) return -1;
+      const ssize_t n = ::send(fd_, ptr + done, size - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return -1;
+      done += size_t(n);
+    }
+    wrote_ = true;
+    return ssize_t(size);
+  }
+
+  // Raw write that ignores the timed-out state (for our own 408).
+  void write_raw(const std::string& s) {
+    timed_out_ = false;
+    write(s.data(), s.size());
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(fd_, true, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address_of(fd_, false, ip, port); }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  std::chrono::milliseconds read_wait() const {
+    auto wait = limits_.io_timeout;
+    if (has_deadline_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+      wait = std::min(wait, std::max(left, std::chrono::milliseconds(0)));
+    }
+    return wait;
+  }
+
+  int fd_;
+  const ConnectionLimits& limits_;
+  Clock::time_point deadline_{};
+  bool has_deadline_ = false, timed_out_ = false, wrote_ = false;
+  char buf_[4096];
+  size_t off_ = 0, len_ = 0;
+};
+
+struct ConnectionState {
+  DeadlineStream* stream = nullptr;
+  bool close = false;
+};
+thread_local ConnectionState t_conn;
+
+}  // namespace
+
+void GuardedServer::request_read_done() {
+  if (t_conn.stream) t_conn.stream->lift_deadline();
+}
+
+void GuardedServer::close_after_response() { t_conn.close = true; }
+
+bool GuardedServer::process_and_close_socket(socket_t sock) {
+  DeadlineStream strm(sock, limits_);
+  bool ok = true;
+  for (size_t n = 0; n < limits_.keep_alive_max && is_running(); ++n) {
+    if (!strm.buffered() && !wait_fd(sock, POLLIN, limits_.keep_alive_timeout)) break;  // idle
+    strm.begin_request();
+    t_conn = ConnectionState{&strm, false};
+    bool closed = false;
+    ok = process_request(strm, n + 1 == limits_.keep_alive_max, closed, nullptr);
+    const bool close = t_conn.close;
+    t_conn = ConnectionState{};
+    if (strm.timed_out() && !strm.wrote()) {
+      const std::string body =
+          ApiError(408, "the request did not arrive in time (--timeout)", "", "request_timeout").body().dump();
+      strm.write_raw("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+      break;
+    }
+    if (!ok || closed || close) break;
+  }
+  ::shutdown(sock, SHUT_RDWR);
+  ::close(sock);
+  return ok;
+}
+
+}  // namespace whale::server
