@@ -80,9 +80,16 @@ bool pump(Stream& st, httplib::DataSink& sink) {
   }
   TextDelta d = st.job->next(kPoll);
   if (!d.empty()) {
-    const ojson chunk = st.chat ? chat_chunk_delta(st.rid, d, usage_null)
-                                : text_chunk(st.rid, d.content, nullptr, usage_null);
-    if (!send(sink, sse_data(chunk))) return false;
+    std::string out;
+    if (!st.chat) {
+      out = sse_data(text_chunk(st.rid, d.content, nullptr, usage_null));
+    } else {
+      // Tokens polled together may cross </think>: reasoning and content go in separate
+      // chunks, in that order, as clients expect one kind per delta.
+      if (!d.reasoning.empty()) out += sse_data(chat_chunk_delta(st.rid, TextDelta{d.reasoning, ""}, usage_null));
+      if (!d.content.empty()) out += sse_data(chat_chunk_delta(st.rid, TextDelta{"", d.content}, usage_null));
+    }
+    if (!send(sink, out)) return false;
   }
   if (!st.job->done()) return d.empty() ? sink.is_writable() : true;
 

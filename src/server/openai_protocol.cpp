@@ -68,7 +68,7 @@ std::optional<int64_t> get_integer(const ojson& j, const char* key, int64_t lo, 
   if (!v->is_number_integer()) bad(key, "must be an integer");
   if (v->is_number_unsigned()) {
     const uint64_t u = v->get<uint64_t>();
-    if (u > uint64_t(hi)) bad(key, fmt::format("must be between {} and {}", lo, hi));
+    if (u > uint64_t(hi) || (lo > 0 && u < uint64_t(lo))) bad(key, fmt::format("must be between {} and {}", lo, hi));
     return int64_t(u);
   }
   const int64_t i = v->get<int64_t>();
