@@ -78,7 +78,9 @@ class DeadlineStream final : public httplib::Stream {
   ssize_t read(char* ptr, size_t size) override {
     if (!buffered()) {
       if (!wait_fd(fd_, POLLIN, read_wait())) {
-        if (has_deadline_ && Clock::now() >= deadline_) timed_out_ = true;
+        // poll() may wake a little before the deadline (millisecond rounding): a read that
+        // failed while the request deadline was running counts as that deadline.
+        if (has_deadline_ && read_wait() < limits_.io_timeout) timed_out_ = true;
         return -1;
       }
       ssize_t n;
@@ -122,7 +124,7 @@ class DeadlineStream final : public httplib::Stream {
   std::chrono::milliseconds read_wait() const {
     auto wait = limits_.io_timeout;
     if (has_deadline_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
       wait = std::min(wait, std::max(left, std::chrono::milliseconds(0)));
     }
     return wait;
@@ -135,6 +137,24 @@ class DeadlineStream final : public httplib::Stream {
   char buf_[4096];
   size_t off_ = 0, len_ = 0;
 };
+
+// Closing a socket with unread input makes the kernel send a reset, and a client still
+// sending (a slow-loris, an over-long body) may then lose our error response before reading
+// it. So: end our side, read and discard for a moment, then close.
+void lingering_close(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  const auto until = Clock::now() + std::chrono::milliseconds(500);
+  char buf[4096];
+  size_t drained = 0;
+  while (drained < (1u << 20)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0 || !wait_fd(fd, POLLIN, left)) break;
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) break;
+    drained += size_t(n);
+  }
+  ::close(fd);
+}
 
 struct ConnectionState {
   DeadlineStream* stream = nullptr;
@@ -170,8 +190,7 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     }
     if (!ok || closed || close) break;
   }
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
+  lingering_close(sock);
   return ok;
 }
 

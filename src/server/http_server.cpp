@@ -124,6 +124,9 @@ struct HttpServer::Impl {
     // OpenAI's JSON shape too.
     http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      // The library answers these before (or instead of) reading the request in full: what is
+      // left on the connection cannot be trusted as the next request.
+      GuardedServer::close_after_response();
       std::string msg;
       switch (res.status) {
         case 404: msg = fmt::format("no route for {} {}", req.method, req.path); break;
