@@ -36,7 +36,7 @@ constexpr std::string_view kHtml = R"WHALE_HTML(<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>🐋 whale</h1><span class="model" id="model"></span>
+<header><h1>whale</h1><span class="model" id="model"></span>
   <input id="key" type="password" placeholder="API key (if --api-key)" autocomplete="off"></header>
 <div id="log"></div>
 <form id="form">

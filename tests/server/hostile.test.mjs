@@ -67,6 +67,7 @@ test("bad inputs get 4xx JSON errors while a normal stream completes unharmed", 
   const alone = await client.chat.completions.create({ ...good, max_tokens: 1500 });
   const ref = (alone.choices[0].message.reasoning_content || "") + "|" + alone.choices[0].message.content;
 
+  let streamEnd = 0, firstHostileEnd = Infinity;
   const streamDone = (async () => {
     const stream = await client.chat.completions.create({ ...good, max_tokens: 1500, stream: true });
     let r = "", c = "", chunks = 0;
@@ -76,6 +77,7 @@ test("bad inputs get 4xx JSON errors while a normal stream completes unharmed", 
       c += ch.choices[0]?.delta?.content || "";
       if (chunks % 20 === 0) await new Promise((res) => setTimeout(res, 5));  // a slowish reader
     }
+    streamEnd = Date.now();
     return r + "|" + c;
   })();
 
@@ -143,9 +145,11 @@ test("bad inputs get 4xx JSON errors while a normal stream completes unharmed", 
       try { for await (const _ of stream) if (++n === 5) ac.abort(); } catch (e) { assert.equal(e.name, "APIUserAbortError"); }
     })(),
   ];
+  for (const h of hostile) h.then(() => { firstHostileEnd = Math.min(firstHostileEnd, Date.now()); }, () => {});
   const results = await Promise.allSettled(hostile);
   results.forEach((r, i) => assert.equal(r.status, "fulfilled", `hostile case ${i}: ${r.reason?.stack || r.reason}`));
   assert.equal(await streamDone, ref, "the normal stream is exactly what it is alone");
+  assert.ok(streamEnd > firstHostileEnd, "the abuse happened while the stream ran");
 
   const health = await fetch(srv.base + "/health");
   assert.equal(health.status, 200);
