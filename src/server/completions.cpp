@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "server/generation_job.h"
+#include "server/guarded_server.h"
 #include "server/openai_protocol.h"
 #include "server/openai_responses.h"
 #include "server/sse.h"
@@ -49,12 +50,18 @@ std::string summary(const JobUsage& u, const std::string& finish) {
                      u.completion_tokens, finish);
 }
 
-// Drives a job to its end for a non-streaming answer.
+// Drives a job to its end for a non-streaming answer; a client that hangs up cancels it.
 void run_to_end(GenerationJob& job, std::string& reasoning, std::string& content) {
+  // (A client that half-closes its side after the request counts as gone, as in httplib.)
+  auto next_check = std::chrono::steady_clock::now();
   while (!job.done()) {
-    TextDelta d = job.next(std::chrono::milliseconds(500));
+    TextDelta d = job.next(std::chrono::milliseconds(200));
     reasoning += d.reasoning;
     content += d.content;
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
+      next_check = now + std::chrono::milliseconds(200);
+      if (!GuardedServer::client_connected()) job.cancel();
+    }
   }
   if (job.finish_reason() == "error") throw ApiError(500, "generation failed: " + job.error(), "", "generation_error");
 }

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "server/openai_protocol.h"
 
 namespace whale::server {
@@ -63,10 +65,13 @@ class DeadlineStream final : public httplib::Stream {
     deadline_ = Clock::now() + limits_.request_timeout;
     has_deadline_ = true;
     timed_out_ = false;
+    too_large_ = false;
     wrote_ = false;
+    request_bytes_ = 0;
   }
   void lift_deadline() { has_deadline_ = false; }
   bool timed_out() const { return timed_out_; }
+  bool too_large() const { return too_large_; }
   bool wrote() const { return wrote_; }
   bool buffered() const { return off_ < len_; }
 
@@ -91,13 +96,17 @@ class DeadlineStream final : public httplib::Stream {
       len_ = size_t(n);
     }
     const size_t k = std::min(size, len_ - off_);
+    if (has_deadline_ && (request_bytes_ += k) > limits_.request_max_bytes) {
+      too_large_ = true;
+      return -1;
+    }
     std::memcpy(ptr, buf_ + off_, k);
     off_ += k;
     return ssize_t(k);
   }
 
   ssize_t write(const char* ptr, size_t size) override {
-    if (timed_out_) return -1;
+    if (timed_out_ || too_large_) return -1;
     size_t done = 0;
     while (done < size) {
       if (!wait_fd(fd_, POLLOUT, limits_.io_timeout)) return -1;
@@ -112,7 +121,7 @@ class DeadlineStream final : public httplib::Stream {
 
   // Raw write that ignores the timed-out state (for our own 408).
   void write_raw(const std::string& s) {
-    timed_out_ = false;
+    timed_out_ = too_large_ = false;
     write(s.data(), s.size());
   }
 
@@ -133,7 +142,8 @@ class DeadlineStream final : public httplib::Stream {
   int fd_;
   const ConnectionLimits& limits_;
   Clock::time_point deadline_{};
-  bool has_deadline_ = false, timed_out_ = false, wrote_ = false;
+  bool has_deadline_ = false, timed_out_ = false, too_large_ = false, wrote_ = false;
+  size_t request_bytes_ = 0;
   char buf_[4096];
   size_t off_ = 0, len_ = 0;
 };
@@ -170,11 +180,33 @@ void GuardedServer::request_read_done() {
 
 void GuardedServer::close_after_response() { t_conn.close = true; }
 
+bool GuardedServer::client_connected() { return !t_conn.stream || peer_alive(t_conn.stream->socket()); }
+
+namespace {
+void write_error(DeadlineStream& strm, int status, const char* reason, const ApiError& e) {
+  const std::string body = e.body().dump();
+  strm.write_raw(fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             "Content-Length: {}\r\n\r\n{}", status, reason, body.size(), body));
+}
+}  // namespace
+
+// Waits for the next request on a kept-alive connection, in short slices so stop() does not
+// wait for idle clients.
+bool GuardedServer::wait_idle(int sock) const {
+  const auto until = Clock::now() + limits_.keep_alive_timeout;
+  while (svr_sock_ != INVALID_SOCKET) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0) return false;
+    if (wait_fd(sock, POLLIN, std::min(left, std::chrono::milliseconds(100)))) return true;
+  }
+  return false;
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   DeadlineStream strm(sock, limits_);
   bool ok = true;
-  for (size_t n = 0; n < limits_.keep_alive_max && is_running(); ++n) {
-    if (!strm.buffered() && !wait_fd(sock, POLLIN, limits_.keep_alive_timeout)) break;  // idle
+  for (size_t n = 0; n < limits_.keep_alive_max && svr_sock_ != INVALID_SOCKET; ++n) {
+    if (!strm.buffered() && !wait_idle(sock)) break;
     strm.begin_request();
     t_conn = ConnectionState{&strm, false};
     bool closed = false;
@@ -182,10 +214,14 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     const bool close = t_conn.close;
     t_conn = ConnectionState{};
     if (strm.timed_out() && !strm.wrote()) {
-      const std::string body =
-          ApiError(408, "the request did not arrive in time (--timeout)", "", "request_timeout").body().dump();
-      strm.write_raw("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                     "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+      write_error(strm, 408, "Request Timeout",
+                  ApiError(408, "the request did not arrive in time (--timeout)", "", "request_timeout"));
+      break;
+    }
+    if (strm.too_large() && !strm.wrote()) {
+      write_error(strm, 431, "Request Header Fields Too Large",
+                  ApiError(431, fmt::format("the request head exceeds {} bytes", limits_.request_max_bytes), "",
+                           "request_too_large"));
       break;
     }
     if (!ok || closed || close) break;

@@ -2,7 +2,9 @@
 //  * a whole request (request line, headers, body) must arrive within `request_timeout`
 //    of its first byte, however slowly it trickles in (slow-loris); a late one gets a 408
 //    OpenAI-style JSON error and the connection is closed;
-//  * idle keep-alive connections close after `keep_alive_timeout`;
+//  * a request may not exceed `request_max_bytes` before its handler takes over (httplib does
+//    not bound the number of header lines, nor a line without an end) → 431 and close;
+//  * idle keep-alive connections close after `keep_alive_timeout`, or at once on stop();
 //  * a handler can ask for the connection to close after its response (e.g. when it did not
 //    read a rejected body).
 // httplib's own loop only bounds each recv(), so we replace its per-connection loop
@@ -20,6 +22,8 @@ struct ConnectionLimits {
   std::chrono::milliseconds io_timeout{30000};        // longest single read/write stall
   std::chrono::milliseconds keep_alive_timeout{5000}; // idle time between requests
   size_t keep_alive_max = 100;                         // requests per connection
+  size_t request_max_bytes = (8u << 20) + (64u << 10); // request line + headers (+ body, when
+                                                       // the library reads it before a handler)
 };
 
 class GuardedServer : public httplib::Server {
@@ -29,9 +33,11 @@ class GuardedServer : public httplib::Server {
   // Called by handlers on their own thread.
   static void request_read_done();        // the request is in: lift the request deadline
   static void close_after_response();     // do not keep this connection alive
+  static bool client_connected();         // false once the peer has closed or reset
 
  private:
   bool process_and_close_socket(socket_t sock) override;
+  bool wait_idle(int sock) const;
   ConnectionLimits limits_;
 };
 

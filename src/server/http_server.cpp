@@ -53,7 +53,8 @@ struct HttpServer::Impl {
       : sched(s), text(t), opts(o),
         completions(s, t, metrics, CompletionConfig{o.n_ctx, o.model_name, o.chat_template}),
         http(ConnectionLimits{.request_timeout = std::chrono::seconds(o.timeout_s),
-                              .io_timeout = std::chrono::seconds(o.timeout_s)}) {
+                              .io_timeout = std::chrono::seconds(o.timeout_s),
+                              .request_max_bytes = o.max_body_bytes + (64u << 10)}) {
     setup();
   }
 
@@ -70,6 +71,11 @@ struct HttpServer::Impl {
       GuardedServer::close_after_response();  // the body is left unread
       return send_error(res, ApiError(401, "Incorrect or missing API key: send 'Authorization: Bearer <key>'", "",
                                       "invalid_api_key"));
+    }
+    if (req.is_multipart_form_data()) {
+      GuardedServer::close_after_response();
+      return send_error(res, ApiError(415, "send the request as application/json, not multipart/form-data", "",
+                                      "unsupported_media_type"));
     }
     std::string body;
     bool too_big = false;

@@ -16,7 +16,7 @@ std::string default_type(int status) {
     case 401: return "authentication_error";
     case 404: return "not_found_error";
     case 408: return "timeout_error";
-    case 413: return "invalid_request_error";
+    case 413: case 415: case 431: return "invalid_request_error";
     case 429: return "rate_limit_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";
   }

@@ -112,6 +112,20 @@ test("bad inputs get 4xx JSON errors while a normal stream completes unharmed", 
       assert.equal(r.status, 413);
       assert.equal(JSON.parse(r.body).error.code, "request_too_large");
     })(),
+    // A form upload instead of JSON.
+    (async () => {
+      const form = new FormData();
+      form.append("messages", "hi");
+      const res = await fetch(srv.base + "/v1/chat/completions", { method: "POST", body: form });
+      assert.equal(res.status, 415);
+      assert.equal((await res.json()).error.code, "unsupported_media_type");
+    })(),
+    // Endless headers (httplib itself bounds neither their number nor a line without an end).
+    ...["X-Flood: yes\r\n".repeat(150000), "X-Long: " + "a".repeat(2 << 20)].map((flood) => (async () => {
+      const r = await raw("GET /health HTTP/1.1\r\nHost: x\r\n" + flood + "\r\n\r\n");
+      assert.equal(r.status, 431);
+      assert.equal(JSON.parse(r.body).error.code, "request_too_large");
+    })()),
     // A garbage request line.
     (async () => {
       const r = await raw("\x00\x01\x02 garbage\r\n\r\n");
