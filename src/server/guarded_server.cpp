@@ -178,7 +178,10 @@ void GuardedServer::request_read_done() {
   if (t_conn.stream) t_conn.stream->lift_deadline();
 }
 
-void GuardedServer::close_after_response() { t_conn.close = true; }
+void GuardedServer::close_after_response(httplib::Response& res) {
+  t_conn.close = true;
+  res.set_header("Connection", "close");
+}
 
 bool GuardedServer::client_connected() { return !t_conn.stream || peer_alive(t_conn.stream->socket()); }
 

@@ -32,7 +32,7 @@ class GuardedServer : public httplib::Server {
 
   // Called by handlers on their own thread.
   static void request_read_done();        // the request is in: lift the request deadline
-  static void close_after_response();     // do not keep this connection alive
+  static void close_after_response(httplib::Response& res);  // says so in the response too
   static bool client_connected();         // false once the peer has closed or reset
 
  private:

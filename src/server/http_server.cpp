@@ -68,12 +68,12 @@ struct HttpServer::Impl {
   using BodyHandler = void (Completions::*)(const std::string&, httplib::Response&, std::shared_ptr<std::string>);
   void post(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader, BodyHandler h) {
     if (!authorized(req)) {
-      GuardedServer::close_after_response();  // the body is left unread
+      GuardedServer::close_after_response(res);  // the body is left unread
       return send_error(res, ApiError(401, "Incorrect or missing API key: send 'Authorization: Bearer <key>'", "",
                                       "invalid_api_key"));
     }
     if (req.is_multipart_form_data()) {
-      GuardedServer::close_after_response();
+      GuardedServer::close_after_response(res);
       return send_error(res, ApiError(415, "send the request as application/json, not multipart/form-data", "",
                                       "unsupported_media_type"));
     }
@@ -88,7 +88,7 @@ struct HttpServer::Impl {
       return true;
     });
     if (!ok || too_big || res.status == 413) {
-      GuardedServer::close_after_response();
+      GuardedServer::close_after_response(res);
       if (too_big || res.status == 413)
         return send_error(res, ApiError(413, fmt::format("the request body exceeds the limit of {} bytes",
                                                          opts.max_body_bytes), "", "request_too_large"));
@@ -117,7 +117,6 @@ struct HttpServer::Impl {
 
   void setup() {
     http.set_payload_max_length(opts.max_body_bytes);
-    http.set_keep_alive_timeout(5);
     const int threads = std::max(4, opts.http_threads);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
     http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
@@ -132,7 +131,7 @@ struct HttpServer::Impl {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       // The library answers these before (or instead of) reading the request in full: what is
       // left on the connection cannot be trusted as the next request.
-      GuardedServer::close_after_response();
+      GuardedServer::close_after_response(res);
       std::string msg;
       switch (res.status) {
         case 404: msg = fmt::format("no route for {} {}", req.method, req.path); break;
