@@ -216,6 +216,13 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     ok = process_request(strm, n + 1 == limits_.keep_alive_max, closed, nullptr);
     const bool close = t_conn.close;
     t_conn = ConnectionState{};
+    const int rejected = strm.wrote() ? 0 : strm.timed_out() ? 408 : strm.too_large() ? 431 : 0;
+    if (rejected && on_rejected) {
+      std::string ip;
+      int port = 0;
+      strm.get_remote_ip_and_port(ip, port);
+      on_rejected(rejected, ip);
+    }
     if (strm.timed_out() && !strm.wrote()) {
       write_error(strm, 408, "Request Timeout",
                   ApiError(408, "the request did not arrive in time (--timeout)", "", "request_timeout"));

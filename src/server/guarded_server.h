@@ -14,6 +14,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <functional>
+#include <string>
 
 namespace whale::server {
 
@@ -29,6 +31,9 @@ struct ConnectionLimits {
 class GuardedServer : public httplib::Server {
  public:
   explicit GuardedServer(const ConnectionLimits& limits) : limits_(limits) {}
+
+  // Told about requests the guard answers itself (408, 431), which never reach the logger.
+  std::function<void(int status, const std::string& remote_addr)> on_rejected;
 
   // Called by handlers on their own thread.
   static void request_read_done();        // the request is in: lift the request deadline

@@ -162,6 +162,13 @@ struct HttpServer::Impl {
                  res.status, ms, detail.empty() ? "" : " ", detail);
     });
 
+    http.on_rejected = [this](int status, const std::string& remote) {
+      metrics.count_request("other", status);
+      std::lock_guard lk(log_mu);
+      fmt::print(stderr, "whale serve: {} - - {} (request {})\n", remote, status,
+                 status == 408 ? "too slow" : "head too large");
+    };
+
     auto chat = [this](const httplib::Request& q, httplib::Response& s, const httplib::ContentReader& r) {
       post(q, s, r, &Completions::chat);
     };

@@ -178,6 +178,9 @@ test("bad inputs get 4xx JSON errors while a normal stream completes unharmed", 
   assert.match(metrics, /^whale_requests_active 0$/m);
   assert.match(metrics, /^whale_requests_queued 0$/m);
   assert.match(metrics, /whale_http_requests_total\{endpoint="\/v1\/chat\/completions",status="400"\} \d+/);
+  assert.match(metrics, /whale_http_requests_total\{endpoint="other",status="408"\} 13/);  // 12 slow-loris + 1 stalled body
+  assert.match(metrics, /whale_http_requests_total\{endpoint="other",status="431"\} 2/);
+  assert.match(srv.log(), / - - 408 \(request too slow\)/);
 });
 
 test("--api-key: 401 without or with a wrong Bearer token, 200 with it; /health stays open", async () => {
