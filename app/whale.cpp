@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   whale::app::register_bench_serve(app);
   whale::app::register_synth(app);
   whale::app::register_quantize(app);
+  whale::app::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
