@@ -14,5 +14,6 @@ void register_bench_tokenizer(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_grad(CLI::App& app);     // training: loss + gradients
 
 }  // namespace whale::app

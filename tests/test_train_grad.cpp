@@ -1,0 +1,174 @@
+// The training engine against the reference fixtures (../shared/fixtures/train): losses,
+// every gradient tensor, expert loads, the finite-difference spot checks, and `whale grad`.
+// Tolerances are the fixtures README's for a float32 implementation.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <sys/wait.h>
+
+#include "fixtures.h"
+#include "formats/safetensors.h"
+#include "train/batch_json.h"
+#include "train/train_model.h"
+
+namespace whale {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string fixture(const std::string& name) {
+  return (fs::path(test::fixtures_dir()) / "train" / name).string();
+}
+
+std::map<std::string, std::vector<float>> read_tensors(const std::string& path) {
+  SafetensorsFile f(path);
+  std::map<std::string, std::vector<float>> out;
+  for (const TensorRef& t : f.tensors()) {
+    EXPECT_EQ(t.dtype, DType::F32) << t.name;
+    std::vector<float> v(size_t(t.numel()));
+    std::memcpy(v.data(), t.data, v.size() * 4);
+    out.emplace(t.name, std::move(v));
+  }
+  return out;
+}
+
+// Largest |ours - ref| relative to the largest |ref| of each tensor; fails above 1e-4.
+double check_grads(const std::map<std::string, std::vector<float>>& ref,
+                   const std::map<std::string, const std::vector<float>*>& ours,
+                   const std::string& label) {
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& [name, r] : ref) {
+    auto it = ours.find(name);
+    if (it == ours.end()) {
+      ADD_FAILURE() << label << ": no gradient for " << name;
+      continue;
+    }
+    const std::vector<float>& g = *it->second;
+    EXPECT_EQ(g.size(), r.size()) << name;
+    if (g.size() != r.size()) continue;
+    double mx = 0, err = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      mx = std::max(mx, std::fabs(double(r[i])));
+      err = std::max(err, std::fabs(double(g[i]) - double(r[i])));
+    }
+    const double rel = mx > 0 ? err / mx : err;
+    EXPECT_LE(rel, 1e-4) << label << ": " << name << " max err " << err << " of max " << mx;
+    if (rel > worst) worst = rel, worst_name = name;
+  }
+  for (const auto& [name, g] : ours)
+    EXPECT_TRUE(ref.count(name)) << label << ": gradient " << name << " is not in the fixture";
+  std::printf("[ %s ] worst gradient error %.3g of its tensor's max |entry| (%s)\n", label.c_str(),
+              worst, worst_name.c_str());
+  return worst;
+}
+
+class TrainFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainFixture, LossesGradientsLoadsAndFiniteDifferences) {
+  const std::string dir = fixture(GetParam());
+  const json expected = json::parse(test::read_text(dir + "/expected.json"));
+  auto model = train::load_train_model(dir);
+  const train::Batch batch = train::read_batch_json(dir + "/batch.json");
+  const float lambda = expected["lambda_mtp"].get<float>();
+  const train::LossReport rep = model->forward_backward(batch, lambda);
+
+  const double main = expected["loss_main"], total = expected["loss_total"];
+  const double mtp = expected["loss_mtp"].is_null() ? 0.0 : expected["loss_mtp"].get<double>();
+  EXPECT_NEAR(rep.loss_main, main, 1e-5 * main);
+  EXPECT_NEAR(rep.loss_mtp, mtp, 1e-5 * std::max(mtp, 1e-30));
+  EXPECT_NEAR(rep.loss_total, total, 1e-5 * total);
+  std::printf("[ %s ] loss_main %.9g (ref %.9g) loss_mtp %.9g (ref %.9g)\n", GetParam().c_str(),
+              rep.loss_main, main, rep.loss_mtp, mtp);
+
+  std::map<std::string, const std::vector<float>*> ours;
+  std::map<std::string, const train::Param*> by_name;
+  for (const train::Param& p : model->params()) {
+    by_name[p.name] = &p;
+    if (p.trainable) ours[p.name] = &p.grad;
+    else
+      for (float g : p.grad) EXPECT_EQ(g, 0.0f) << p.name << " is not trained by gradients";
+  }
+  const auto ref = read_tensors(dir + "/grads.safetensors");
+  check_grads(ref, ours, GetParam());
+
+  // Expert loads, gate by gate in layer order, and the bias each belongs to.
+  const json& loads = expected["expert_loads"];
+  ASSERT_EQ(rep.expert_loads.size(), loads.size());
+  ASSERT_EQ(rep.bias_param.size(), loads.size());
+  size_t k = 0;
+  for (auto& [gate, counts] : loads.items()) {
+    EXPECT_EQ(rep.expert_loads[k], counts.get<std::vector<int64_t>>()) << gate;
+    const std::string bias = gate + ".e_score_correction_bias";
+    if (by_name.count(bias)) {
+      ASSERT_GE(rep.bias_param[k], 0);
+      EXPECT_EQ(model->params()[size_t(rep.bias_param[k])].name, bias);
+    } else {
+      EXPECT_EQ(rep.bias_param[k], -1) << gate;
+    }
+    ++k;
+  }
+
+  // The fixture's spot checks: our gradient against its analytic value (tensor tolerance)
+  // and against its central finite difference.
+  for (const json& fd : expected["finite_difference"]) {
+    const std::string name = fd["tensor"];
+    ASSERT_TRUE(by_name.count(name)) << name;
+    const train::Param& p = *by_name[name];
+    int64_t flat = 0;
+    const auto idx = fd["index"].get<std::vector<int64_t>>();
+    ASSERT_EQ(idx.size(), p.shape.size()) << name;
+    for (size_t d = 0; d < idx.size(); ++d) flat = flat * p.shape[d] + idx[d];
+    double mx = 0;
+    for (float v : ref.at(name)) mx = std::max(mx, std::fabs(double(v)));
+    const double g = p.grad[size_t(flat)];
+    EXPECT_NEAR(g, fd["analytic"].get<double>(), 1e-4 * mx + 1e-9) << name;
+    EXPECT_NEAR(g, fd["numeric"].get<double>(), 2e-5) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrainFixture,
+                         ::testing::Values("v3-train-tiny", "v2lite-train-tiny"));
+
+TEST(TrainGradCli, WritesFixtureGradientsAndPrintsLosses) {
+  const std::string dir = fixture("v3-train-tiny");
+  const fs::path tmp = fs::temp_directory_path() / ("whale_grad_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string out = (tmp / "grads.safetensors").string();
+  const std::string cmd = std::string(WHALE_BIN) + " grad -m " + dir + " --batch " + dir +
+                          "/batch.json -o " + out + " -t 2 >" + (tmp / "stdout").string();
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
+  const json expected = json::parse(test::read_text(dir + "/expected.json"));
+  std::istringstream lines(test::read_text((tmp / "stdout").string()));
+  std::map<std::string, double> printed;
+  std::string key;
+  double value;
+  while (lines >> key >> value) printed[key] = value;
+  ASSERT_EQ(printed.size(), 3u);
+  for (const char* k : {"loss_main", "loss_mtp", "loss_total"})
+    EXPECT_NEAR(printed.at(k), expected[k].get<double>(), 1e-5 * expected[k].get<double>()) << k;
+
+  const auto written = read_tensors(out);
+  std::map<std::string, const std::vector<float>*> ours;
+  for (const auto& [name, v] : written) ours[name] = &v;
+  check_grads(read_tensors(dir + "/grads.safetensors"), ours, "whale grad");
+
+  // A bad batch is a one-line error, not a crash.
+  const std::string bad = (tmp / "bad.json").string();
+  std::ofstream(bad) << R"({"tokens": [[1, 2]], "targets": [[2, 99999]]})";
+  const int rc2 = std::system((std::string(WHALE_BIN) + " grad -m " + dir + " --batch " + bad +
+                               " -o " + out + " 2>" + (tmp / "stderr").string()).c_str());
+  EXPECT_TRUE(WIFEXITED(rc2) && WEXITSTATUS(rc2) == 1);
+  EXPECT_NE(test::read_text((tmp / "stderr").string()).find("whale: error: batch"), std::string::npos);
+  fs::remove_all(tmp);
+}
+
+}  // namespace
+}  // namespace whale
