@@ -275,20 +275,31 @@ TEST(TrainOps, MlaAndMoeBlocksIncludingInputs) {
                            slot("model.layers.1.self_attn.kv_a_layernorm.weight"),
                            slot("model.layers.1.self_attn.kv_b_proj.weight"),
                            slot("model.layers.1.self_attn.o_proj.weight")};
-    Vec xn = random_vec(size_t(n * D), rng), r = random_vec(size_t(n * D), rng);
-    auto f_mla = [&] {
-      Vec out(size_t(n * D));
+    // Short sequences, and long ones that span several causal gemm chunks (64 rows).
+    for (const auto& [Bm, Sm, stride] : {std::tuple{B, S, 1}, {int64_t(1), int64_t(150), 53}}) {
+      const BlockContext<double> bcm = make_block_context<double>(c, Bm, Sm);
+      const int64_t nm = Bm * Sm;
+      Vec xm = random_vec(size_t(nm * D), rng), rm = random_vec(size_t(nm * D), rng);
+      auto f_mla = [&] {
+        Vec out(size_t(nm * D));
+        MlaCache<double> cache;
+        mla_forward(bcm, mla, xm.data(), out.data(), cache);
+        return dot(out, rm);
+      };
+      Vec out(size_t(nm * D)), dxm(size_t(nm * D), 0.0);
       MlaCache<double> cache;
-      mla_forward(bc, mla, xn.data(), out.data(), cache);
-      return dot(out, r);
-    };
-    {
-      Vec out(size_t(n * D)), dxn(size_t(n * D), 0.0);
-      MlaCache<double> cache;
-      mla_forward(bc, mla, xn.data(), out.data(), cache);
-      mla_backward(bc, mla, xn.data(), r.data(), cache, dxn.data());
-      expect_fd("mla dxn", xn, dxn, f_mla);
+      mla_forward(bcm, mla, xm.data(), out.data(), cache);
+      for (Vec& g : P.grad) std::fill(g.begin(), g.end(), 0.0);
+      mla_backward(bcm, mla, xm.data(), rm.data(), cache, dxm.data());
+      expect_fd("mla dxn", xm, dxm, f_mla, size_t(stride));
+      for (size_t i = 0; i < P.specs.size(); ++i)
+        if (P.specs[i].name == "model.layers.1.self_attn.kv_b_proj.weight" ||
+            P.specs[i].name == "model.layers.1.self_attn.q_b_proj.weight") {
+          const Vec analytic = P.grad[i];
+          expect_fd(P.specs[i].name, P.value[i], analytic, f_mla, size_t(stride % 7 + 1));
+        }
     }
+    Vec xn = random_vec(size_t(n * D), rng), r = random_vec(size_t(n * D), rng);
 
     MoeWeights<double> moe;
     moe.router = slot("model.layers.1.mlp.gate.weight");

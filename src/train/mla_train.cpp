@@ -33,6 +33,8 @@ BlockContext<T> make_block_context(const ModelConfig& cfg, int64_t B, int64_t S)
 }
 
 namespace {
+constexpr int64_t kCausalChunk = 64;  // query rows per causal gemm chunk
+
 template <typename T>
 T* grow(std::vector<T>& v, int64_t n) {
   v.assign(size_t(n), T(0));
@@ -83,15 +85,23 @@ void mla_forward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn,
         for (int64_t j = 0; j < dr; ++j) kt[size_t((dn + j) * S + u)] = kr[(r0 + u) * dr + j];
       }
       T* p = probs + bh * S * S;
-      gemm(S, S, dq, q + (r0 * H + h) * dq, H * dq, 1, kt.data(), S, p, S, false);
+      const T* qh = q + (r0 * H + h) * dq;
+      // Causal: query rows [a, e) only see keys < e, so each row chunk stops there.
+      for (int64_t a = 0; a < S; a += kCausalChunk) {
+        const int64_t e = std::min(S, a + kCausalChunk);
+        gemm(e - a, e, dq, qh + a * H * dq, H * dq, 1, kt.data(), S, p + a * S, S, false);
+      }
       for (int64_t t = 0; t < S; ++t) {
         T* row = p + t * S;
         for (int64_t u = 0; u <= t; ++u) row[u] *= bc.kq_scale;
         softmax_forward(row, t + 1);
         std::fill(row + t + 1, row + S, T(0));  // causal mask
       }
-      gemm(S, dv, S, p, S, 1, kv + (r0 * H + h) * dkv + dn, H * dkv, ctx + (r0 * H + h) * dv,
-           H * dv, false);
+      for (int64_t a = 0; a < S; a += kCausalChunk) {
+        const int64_t e = std::min(S, a + kCausalChunk);
+        gemm(e - a, dv, e, p + a * S, S, 1, kv + (r0 * H + h) * dkv + dn, H * dkv,
+             ctx + ((r0 + a) * H + h) * dv, H * dv, false);
+      }
     }
   });
   linear_forward(ctx, n, H * dv, w.wo.v, D, out);
@@ -120,7 +130,10 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
       for (int64_t u = 0; u < S; ++u)
         for (int64_t j = 0; j < dv; ++j) vt[size_t(j * S + u)] = kv[((r0 + u) * H + h) * dkv + dn + j];
       // dP = dO Vᵀ; dS = scale · P ⊙ (dP - Σ P⊙dP)
-      gemm(S, S, dv, dO, H * dv, 1, vt.data(), S, dp.data(), S, false);
+      for (int64_t a = 0; a < S; a += kCausalChunk) {
+        const int64_t e = std::min(S, a + kCausalChunk);
+        gemm(e - a, e, dv, dO + a * H * dv, H * dv, 1, vt.data(), S, dp.data() + a * S, S, false);
+      }
       for (int64_t t = 0; t < S; ++t) {
         T* row = dp.data() + t * S;
         const T* pr = p + t * S;
@@ -132,14 +145,22 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
       const T* ds = dp.data();
       T* dqh = dq_.data() + (r0 * H + h) * dq;
       // dQ = dS K: nope part from the expanded K, rope part from the shared k_r
-      gemm(S, dn, S, ds, S, 1, kv + (r0 * H + h) * dkv, H * dkv, dqh, H * dq, false);
-      gemm(S, dr, S, ds, S, 1, kr + r0 * dr, dr, dqh + dn, H * dq, false);
-      // dK = dSᵀ Q, dV = Pᵀ dO
+      // dK = dSᵀ Q, dV = Pᵀ dO: key rows [a, e) receive from query rows t >= a only.
       T* dkvh = dkv_.data() + (r0 * H + h) * dkv;
-      gemm(S, dn, S, ds, 1, S, q + (r0 * H + h) * dq, H * dq, dkvh, H * dkv, false);
-      gemm(S, dr, S, ds, 1, S, q + (r0 * H + h) * dq + dn, H * dq,
-           dkr_h.data() + (r0 * H + h) * dr, H * dr, false);
-      gemm(S, dv, S, p, 1, S, dO, H * dv, dkvh + dn, H * dkv, false);
+      const T* qh = q + (r0 * H + h) * dq;
+      T* dkrh = dkr_h.data() + (r0 * H + h) * dr;
+      for (int64_t a = 0; a < S; a += kCausalChunk) {
+        const int64_t e = std::min(S, a + kCausalChunk);
+        gemm(e - a, dn, e, ds + a * S, S, 1, kv + (r0 * H + h) * dkv, H * dkv,
+             dqh + a * H * dq, H * dq, false);
+        gemm(e - a, dr, e, ds + a * S, S, 1, kr + r0 * dr, dr, dqh + a * H * dq + dn, H * dq, false);
+        gemm(e - a, dn, S - a, ds + a * S + a, 1, S, qh + a * H * dq, H * dq,
+             dkvh + a * H * dkv, H * dkv, false);
+        gemm(e - a, dr, S - a, ds + a * S + a, 1, S, qh + a * H * dq + dn, H * dq,
+             dkrh + a * H * dr, H * dr, false);
+        gemm(e - a, dv, S - a, p + a * S + a, 1, S, dO + a * H * dv, H * dv,
+             dkvh + a * H * dkv + dn, H * dkv, false);
+      }
     }
   });
 

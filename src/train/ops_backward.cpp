@@ -204,20 +204,24 @@ void rope_backward(T* dx, const T* cs, int64_t n_freq, RopeStyle style) {
 
 template <typename T>
 void swiglu_forward(const T* a, const T* b, T* h, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    const T sig = T(1) / (T(1) + std::exp(-a[i]));
-    h[i] = a[i] * sig * b[i];
-  }
+  ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T sig = T(1) / (T(1) + std::exp(-a[i]));
+      h[i] = a[i] * sig * b[i];
+    }
+  });
 }
 
 template <typename T>
 void swiglu_backward(const T* dh, const T* a, const T* b, T* da, T* db, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    const T sig = T(1) / (T(1) + std::exp(-a[i]));
-    const T silu = a[i] * sig;
-    da[i] += dh[i] * b[i] * sig * (T(1) + a[i] * (T(1) - sig));
-    db[i] += dh[i] * silu;
-  }
+  ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T sig = T(1) / (T(1) + std::exp(-a[i]));
+      const T silu = a[i] * sig;
+      da[i] += dh[i] * b[i] * sig * (T(1) + a[i] * (T(1) - sig));
+      db[i] += dh[i] * silu;
+    }
+  });
 }
 
 template <typename T>
