@@ -11,8 +11,10 @@
 #include <sstream>
 #include <sys/wait.h>
 
+#include "core/error.h"
 #include "fixtures.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_writer.h"
 #include "train/batch_json.h"
 #include "train/train_model.h"
 
@@ -168,6 +170,50 @@ TEST(TrainGradCli, WritesFixtureGradientsAndPrintsLosses) {
   EXPECT_TRUE(WIFEXITED(rc2) && WEXITSTATUS(rc2) == 1);
   EXPECT_NE(test::read_text((tmp / "stderr").string()).find("whale: error: batch"), std::string::npos);
   fs::remove_all(tmp);
+}
+
+// safetensors_writer → load_train_model round trip, and the loader's errors.
+TEST(TrainLoad, WriterRoundTripAndMissingOrMisshapenTensors) {
+  const std::string src = fixture("v3-train-tiny");
+  auto model = train::load_train_model(src);
+  const fs::path dir = fs::temp_directory_path() / ("whale_train_load_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(src + "/config.json", dir / "config.json");
+  auto write = [&](const std::string& skip, const std::string& reshape) {
+    std::vector<F32TensorView> views;
+    for (const train::Param& p : model->params()) {
+      if (p.name == skip) continue;
+      F32TensorView v{p.name, p.shape, p.value.data()};
+      if (p.name == reshape) v.shape = {int64_t(p.value.size())};
+      views.push_back(v);
+    }
+    write_safetensors_f32((dir / "model.safetensors").string(), views, {{"format", "pt"}});
+  };
+  write("", "");
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.tmp"));
+  // Stray files beside model.safetensors (gradients, checkpoints) are not loaded.
+  fs::copy_file(src + "/grads.safetensors", dir / "grads.safetensors");
+  auto again = train::load_train_model(dir.string());
+  ASSERT_EQ(again->params().size(), model->params().size());
+  for (size_t i = 0; i < model->params().size(); ++i) {
+    EXPECT_EQ(again->params()[i].name, model->params()[i].name);
+    EXPECT_EQ(again->params()[i].value, model->params()[i].value);
+    EXPECT_EQ(again->params()[i].trainable, model->params()[i].trainable);
+    EXPECT_EQ(again->params()[i].decay, model->params()[i].shape.size() >= 2);
+  }
+  auto error_of = [&] {
+    try {
+      train::load_train_model(dir.string());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  write("model.layers.2.self_attn.kv_b_proj.weight", "");
+  EXPECT_NE(error_of().find("'model.layers.2.self_attn.kv_b_proj.weight' is missing"), std::string::npos);
+  write("", "model.layers.3.eh_proj.weight");
+  EXPECT_NE(error_of().find("model.layers.3.eh_proj.weight' is [8192]"), std::string::npos) << error_of();
+  fs::remove_all(dir);
 }
 
 }  // namespace
