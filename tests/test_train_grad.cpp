@@ -15,6 +15,8 @@
 #include "fixtures.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_writer.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
 #include "train/batch_json.h"
 #include "train/train_model.h"
 
@@ -170,6 +172,37 @@ TEST(TrainGradCli, WritesFixtureGradientsAndPrintsLosses) {
   EXPECT_TRUE(WIFEXITED(rc2) && WEXITSTATUS(rc2) == 1);
   EXPECT_NE(test::read_text((tmp / "stderr").string()).find("whale: error: batch"), std::string::npos);
   fs::remove_all(tmp);
+}
+
+// The training forward and the inference engine (absorbed MLA, KV cache) agree on the loss of
+// the same weights: one model, two code paths over the shared rope/routing/config code.
+TEST(TrainLoad, MainLossMatchesTheInferenceEngine) {
+  const std::string dir = (fs::path(test::fixtures_dir()) / "models/deepseek-v3-tiny/hf").string();
+  auto train_model = train::load_train_model(dir);
+  auto infer = load_model(dir);
+  const ModelConfig& c = infer->config();
+  const train::Batch batch = train::read_batch_json(fixture("v3-train-tiny") + "/batch.json");
+  ASSERT_LE(256, c.n_vocab);
+  double total = 0;
+  for (int64_t b = 0; b < batch.B; ++b) {
+    KvCache kv(c, batch.T);
+    std::vector<int32_t> toks(batch.tokens.begin() + b * batch.T, batch.tokens.begin() + (b + 1) * batch.T);
+    std::vector<int32_t> pos(size_t(batch.T));
+    for (int64_t t = 0; t < batch.T; ++t) pos[size_t(t)] = int32_t(t);
+    std::vector<float> logits(size_t(batch.T * c.n_vocab));
+    infer->forward(toks, pos, kv, logits.data(), true);
+    for (int64_t t = 0; t < batch.T; ++t) {
+      const float* z = logits.data() + t * c.n_vocab;
+      double mx = z[0], sum = 0;
+      for (int64_t v = 0; v < c.n_vocab; ++v) mx = std::max(mx, double(z[v]));
+      for (int64_t v = 0; v < c.n_vocab; ++v) sum += std::exp(double(z[v]) - mx);
+      total += mx + std::log(sum) - z[batch.targets[size_t(b * batch.T + t)]];
+    }
+  }
+  const double infer_loss = total / double(batch.B * batch.T);
+  const train::LossReport rep = train_model->forward_backward(batch, 0.3f);
+  EXPECT_NEAR(rep.loss_main, infer_loss, 1e-5 * infer_loss);
+  EXPECT_GT(rep.loss_mtp, 0.0);  // this folder carries DeepSeek's MTP layer too
 }
 
 // safetensors_writer → load_train_model round trip, and the loader's errors.
