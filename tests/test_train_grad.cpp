@@ -174,6 +174,30 @@ TEST(TrainGradCli, WritesFixtureGradientsAndPrintsLosses) {
   fs::remove_all(tmp);
 }
 
+TEST(TrainLoad, BatchJsonErrorsNameTheFile) {
+  const fs::path f = fs::temp_directory_path() / ("whale_batch_" + std::to_string(::getpid()) + ".json");
+  auto error_of = [&](const std::string& text) {
+    std::ofstream(f) << text;
+    try {
+      train::read_batch_json(f.string());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of(R"({"tokens": [[1, 2], [3]], "targets": [[2, 3], [4]]})").find("tokens[1]"), std::string::npos);
+  EXPECT_NE(error_of(R"({"tokens": [[1, 2]], "targets": [[2, -3]]})").find("targets[0]"), std::string::npos);
+  EXPECT_NE(error_of(R"({"tokens": [[1, 2]]})").find("'targets'"), std::string::npos);
+  EXPECT_NE(error_of("[1, 2").find("not a valid JSON"), std::string::npos);
+  std::ofstream(f) << R"({"tokens": [[1, 2], [3, 4]], "targets": [[2, 3], [4, 5]]})";
+  const train::Batch b = train::read_batch_json(f.string());
+  EXPECT_EQ(b.B, 2);
+  EXPECT_EQ(b.T, 2);
+  EXPECT_EQ(b.tokens, (std::vector<int32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(b.targets, (std::vector<int32_t>{2, 3, 4, 5}));
+  fs::remove(f);
+}
+
 // The training forward and the inference engine (absorbed MLA, KV cache) agree on the loss of
 // the same weights: one model, two code paths over the shared rope/routing/config code.
 TEST(TrainLoad, MainLossMatchesTheInferenceEngine) {
