@@ -60,7 +60,7 @@ inline void micro_tile(int64_t kc, const T* a, const T* b, T* out) {
 // the inner loop and edge tiles run the same kernel.
 template <typename T>
 void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const T* A,
-                int64_t sa_i, int64_t sa_k, const T* B, int64_t ldb, T* C, int64_t ldc,
+                int64_t sa_i, int64_t sa_k, const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc,
                 bool accumulate) {
   constexpr int64_t NR = kNR<T>;
   if (K == 0) {
@@ -87,9 +87,12 @@ void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const
     for (int64_t j = j0; j < j1; j += NR) {
       const int64_t nr = std::min(NR, j1 - j);
       for (int64_t k = 0; k < kc; ++k) {
-        const T* brow = B + (k0 + k) * ldb + j;
+        const T* brow = B + (k0 + k) * sb_k + j * sb_j;
         T* bp = bpack.data() + k * NR;
-        for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = jj < nr ? brow[jj] : T(0);
+        if (sb_j == 1 && nr == NR)
+          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = brow[jj];
+        else
+          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = jj < nr ? brow[jj * sb_j] : T(0);
       }
       for (int64_t ib = 0; ib < n_iblk; ++ib) {
         const int64_t i = i0 + ib * kMR, mr = std::min(kMR, i1 - i);
@@ -107,34 +110,37 @@ void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const
   }
 }
 
-}  // namespace
-
+// B(k, j) = B[k*sb_k + j*sb_j]: the packing reads any layout, so Wᵀ needs no copy.
 template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k, const T* B,
-          int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
+                const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const int64_t tm = (M + kMB - 1) / kMB, tn = (N + kNB - 1) / kNB;
   if (M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 16) || tm * tn == 1) {
-    gemm_block(0, M, 0, N, K, A, sa_i, sa_k, B, ldb, C, ldc, accumulate);
+    gemm_block(0, M, 0, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);
     return;
   }
   ThreadPool::global().parallel_for(tm * tn, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t i0 = (t / tn) * kMB, j0 = (t % tn) * kNB;
-      gemm_block(i0, std::min(M, i0 + kMB), j0, std::min(N, j0 + kNB), K, A, sa_i, sa_k, B, ldb,
-                 C, ldc, accumulate);
+      gemm_block(i0, std::min(M, i0 + kMB), j0, std::min(N, j0 + kNB), K, A, sa_i, sa_k, B,
+                 sb_k, sb_j, C, ldc, accumulate);
     }
   });
 }
 
+}  // namespace
+
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k, const T* B,
+          int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+  gemm_any_b(M, N, K, A, sa_i, sa_k, B, ldb, int64_t(1), C, ldc, accumulate);
+}
+
 template <typename T>
 void linear_forward(const T* X, int64_t n, int64_t in, const T* W, int64_t out, T* Y) {
-  // Y = X · Wᵀ as an axpy-form gemm over Wᵀ [in][out]; transposing W costs in·out, far less
-  // than the n·in·out product for any real batch.
-  std::vector<T> wt(size_t(in * out));
-  for (int64_t r = 0; r < out; ++r)
-    for (int64_t j = 0; j < in; ++j) wt[size_t(j * out + r)] = W[r * in + j];
-  gemm(n, out, in, X, in, 1, wt.data(), out, Y, out, false);
+  // Y = X · Wᵀ: B(k, j) = W[j][k]
+  gemm_any_b(n, out, in, X, in, int64_t(1), W, int64_t(1), in, Y, out, false);
 }
 
 template <typename T>
