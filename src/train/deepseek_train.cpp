@@ -180,6 +180,80 @@ void check_batch(const Batch& b, int64_t V) {
 }
 }  // namespace
 
+// The MTP module over positions i < S-1 of every sequence (its own causal block at those
+// positions), predicting t_{i+2}. Adds d loss / d h (main final-norm output) into dh.
+template <typename T>
+void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lambda,
+                                             const std::vector<T>& h, std::vector<T>& dh,
+                                             Result& res) {
+  const ModelConfig& c = cfg_;
+  const MtpWeights& m = mtp_[0];
+  const int64_t B = batch.B, S = batch.T, D = c.n_embd, V = c.n_vocab;
+  const int64_t S2 = S - 1, n2 = B * S2;
+  const BlockContext<T> bc2 = make_block_context<T>(c, B, S2);
+  std::vector<int32_t> next_tok(static_cast<size_t>(n2)), labels(static_cast<size_t>(n2));  // [n2]
+  std::vector<T> e(size_t(n2 * D)), hin(size_t(n2 * D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < S2; ++i) {
+      const int64_t r = b * S2 + i, src = b * S + i;
+      next_tok[size_t(r)] = batch.tokens[size_t(src + 1)];
+      labels[size_t(r)] = batch.targets[size_t(src + 1)];
+      std::copy(embed_.v + next_tok[size_t(r)] * D, embed_.v + (next_tok[size_t(r)] + 1) * D,
+                e.begin() + r * D);
+      std::copy(h.begin() + src * D, h.begin() + (src + 1) * D, hin.begin() + r * D);
+    }
+  const size_t rows = size_t(n2), elems = size_t(n2 * D);
+  std::vector<T> en(elems), e_rstd(rows), hn(elems), hn_rstd(rows);
+  rmsnorm_forward(e.data(), m.enorm.v, en.data(), e_rstd.data(), n2, D, c.rms_eps);
+  rmsnorm_forward(hin.data(), m.hnorm.v, hn.data(), hn_rstd.data(), n2, D, c.rms_eps);
+  std::vector<T> cat(size_t(n2 * 2 * D));
+  for (int64_t r = 0; r < n2; ++r) {
+    std::copy(en.begin() + r * D, en.begin() + (r + 1) * D, cat.begin() + r * 2 * D);
+    std::copy(hn.begin() + r * D, hn.begin() + (r + 1) * D, cat.begin() + r * 2 * D + D);
+  }
+  std::vector<T> x2(size_t(n2 * D));
+  linear_forward(cat.data(), n2, 2 * D, m.eh_proj.v, D, x2.data());
+  BlockCache<T> cache2;
+  block_forward(bc2, m.block, x2.data(), cache2);
+  std::vector<T> h2(size_t(n2 * D)), h2_rstd(static_cast<size_t>(n2));
+  rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
+  std::vector<T> dh2(size_t(n2 * D), T(0));
+  {
+    std::vector<T> logits(size_t(n2 * V));
+    linear_forward(h2.data(), n2, D, head_.v, V, logits.data());
+    res.loss_mtp = cross_entropy_forward_backward(logits.data(), labels.data(), n2, V,
+                                                  mtp_lambda / double(n2)) / double(n2);
+    linear_backward(logits.data(), h2.data(), n2, D, head_.v, V, dh2.data(), head_.g);
+  }
+  std::vector<T> dx2(size_t(n2 * D), T(0));
+  rmsnorm_backward(dh2.data(), x2.data(), m.head_norm.v, h2_rstd.data(), n2, D, dx2.data(),
+                   m.head_norm.g);
+  block_backward(bc2, m.block, dx2.data(), cache2);
+  std::vector<T> dcat(size_t(n2 * 2 * D), T(0));
+  linear_backward(dx2.data(), cat.data(), n2, 2 * D, m.eh_proj.v, D, dcat.data(), m.eh_proj.g);
+  std::vector<T> den(size_t(n2 * D)), dhn(size_t(n2 * D));
+  for (int64_t r = 0; r < n2; ++r) {
+    std::copy(dcat.begin() + r * 2 * D, dcat.begin() + r * 2 * D + D, den.begin() + r * D);
+    std::copy(dcat.begin() + r * 2 * D + D, dcat.begin() + (r + 1) * 2 * D, dhn.begin() + r * D);
+  }
+  std::vector<T> de(size_t(n2 * D), T(0)), dhin(size_t(n2 * D), T(0));
+  rmsnorm_backward(den.data(), e.data(), m.enorm.v, e_rstd.data(), n2, D, de.data(), m.enorm.g);
+  rmsnorm_backward(dhn.data(), hin.data(), m.hnorm.v, hn_rstd.data(), n2, D, dhin.data(),
+                   m.hnorm.g);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < S2; ++i) {
+      const int64_t r = b * S2 + i, src = b * S + i;
+      for (int64_t j = 0; j < D; ++j) dh[size_t(src * D + j)] += dhin[size_t(r * D + j)];
+      if (embed_.g)
+        for (int64_t j = 0; j < D; ++j)
+          embed_.g[next_tok[size_t(r)] * D + j] += de[size_t(r * D + j)];
+    }
+  if (m.block.moe) {
+    res.gates.push_back(layer_prefix(c.n_layer) + "mlp.gate");
+    res.loads.push_back(cache2.moe.loads);
+  }
+}
+
 template <typename T>
 typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Batch& batch,
                                                                         double mtp_lambda) {
@@ -214,73 +288,7 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   }
 
   // ---- MTP: forward, loss, backward into dh and the shared embedding/head
-  if (!mtp_.empty()) {
-    const MtpWeights& m = mtp_[0];
-    const int64_t S2 = S - 1, n2 = B * S2;
-    if (S2 > 0) {
-      const BlockContext<T> bc2 = make_block_context<T>(c, B, S2);
-      std::vector<int32_t> next_tok(static_cast<size_t>(n2)), labels(static_cast<size_t>(n2));
-      std::vector<T> e(size_t(n2 * D)), hin(size_t(n2 * D));
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t i = 0; i < S2; ++i) {
-          const int64_t r = b * S2 + i, src = b * S + i;
-          next_tok[size_t(r)] = batch.tokens[size_t(src + 1)];
-          labels[size_t(r)] = batch.targets[size_t(src + 1)];
-          std::copy(embed_.v + next_tok[size_t(r)] * D, embed_.v + (next_tok[size_t(r)] + 1) * D,
-                    e.begin() + r * D);
-          std::copy(h.begin() + src * D, h.begin() + (src + 1) * D, hin.begin() + r * D);
-        }
-      std::vector<T> en(size_t(n2 * D)), e_rstd(static_cast<size_t>(n2)), hn(size_t(n2 * D)), hn_rstd(static_cast<size_t>(n2));
-      rmsnorm_forward(e.data(), m.enorm.v, en.data(), e_rstd.data(), n2, D, c.rms_eps);
-      rmsnorm_forward(hin.data(), m.hnorm.v, hn.data(), hn_rstd.data(), n2, D, c.rms_eps);
-      std::vector<T> cat(size_t(n2 * 2 * D));
-      for (int64_t r = 0; r < n2; ++r) {
-        std::copy(en.begin() + r * D, en.begin() + (r + 1) * D, cat.begin() + r * 2 * D);
-        std::copy(hn.begin() + r * D, hn.begin() + (r + 1) * D, cat.begin() + r * 2 * D + D);
-      }
-      std::vector<T> x2(size_t(n2 * D));
-      linear_forward(cat.data(), n2, 2 * D, m.eh_proj.v, D, x2.data());
-      BlockCache<T> cache2;
-      block_forward(bc2, m.block, x2.data(), cache2);
-      std::vector<T> h2(size_t(n2 * D)), h2_rstd(static_cast<size_t>(n2));
-      rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
-      std::vector<T> dh2(size_t(n2 * D), T(0));
-      {
-        std::vector<T> logits(size_t(n2 * V));
-        linear_forward(h2.data(), n2, D, head_.v, V, logits.data());
-        res.loss_mtp = cross_entropy_forward_backward(logits.data(), labels.data(), n2, V,
-                                                      mtp_lambda / double(n2)) / double(n2);
-        linear_backward(logits.data(), h2.data(), n2, D, head_.v, V, dh2.data(), head_.g);
-      }
-      std::vector<T> dx2(size_t(n2 * D), T(0));
-      rmsnorm_backward(dh2.data(), x2.data(), m.head_norm.v, h2_rstd.data(), n2, D, dx2.data(),
-                       m.head_norm.g);
-      block_backward(bc2, m.block, dx2.data(), cache2);
-      std::vector<T> dcat(size_t(n2 * 2 * D), T(0));
-      linear_backward(dx2.data(), cat.data(), n2, 2 * D, m.eh_proj.v, D, dcat.data(), m.eh_proj.g);
-      std::vector<T> den(size_t(n2 * D)), dhn(size_t(n2 * D));
-      for (int64_t r = 0; r < n2; ++r) {
-        std::copy(dcat.begin() + r * 2 * D, dcat.begin() + r * 2 * D + D, den.begin() + r * D);
-        std::copy(dcat.begin() + r * 2 * D + D, dcat.begin() + (r + 1) * 2 * D, dhn.begin() + r * D);
-      }
-      std::vector<T> de(size_t(n2 * D), T(0)), dhin(size_t(n2 * D), T(0));
-      rmsnorm_backward(den.data(), e.data(), m.enorm.v, e_rstd.data(), n2, D, de.data(), m.enorm.g);
-      rmsnorm_backward(dhn.data(), hin.data(), m.hnorm.v, hn_rstd.data(), n2, D, dhin.data(),
-                       m.hnorm.g);
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t i = 0; i < S2; ++i) {
-          const int64_t r = b * S2 + i, src = b * S + i;
-          for (int64_t j = 0; j < D; ++j) dh[size_t(src * D + j)] += dhin[size_t(r * D + j)];
-          if (embed_.g)
-            for (int64_t j = 0; j < D; ++j)
-              embed_.g[next_tok[size_t(r)] * D + j] += de[size_t(r * D + j)];
-        }
-      if (m.block.moe) {
-        res.gates.push_back(layer_prefix(c.n_layer) + "mlp.gate");
-        res.loads.push_back(cache2.moe.loads);
-      }
-    }
-  }
+  if (!mtp_.empty() && S > 1) mtp_forward_backward(batch, mtp_lambda, h, dh, res);
 
   // ---- main model backward
   std::vector<T> dx(size_t(n * D), T(0));
