@@ -16,5 +16,7 @@ void register_bench_serve(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_grad(CLI::App& app);         // training: loss + gradients
+void register_bench_train(CLI::App& app);  // training-step throughput
 
 }  // namespace whale::app

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   whale::app::register_synth(app);
   whale::app::register_quantize(app);
   whale::app::register_serve(app);
+  whale::app::register_grad(app);
+  whale::app::register_bench_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

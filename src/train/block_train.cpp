@@ -1,0 +1,58 @@
+// The decoder block: x += MLA(RMSNorm(x)); x += FFN(RMSNorm(x)), and its backward.
+#include "train/block_train.h"
+
+#include <algorithm>
+
+#include "train/ops_backward.h"
+
+namespace whale::train {
+
+template <typename T>
+void block_forward(const BlockContext<T>& bc, const BlockWeights<T>& w, T* x, BlockCache<T>& c) {
+  const ModelConfig& cfg = *bc.cfg;
+  const int64_t n = bc.n(), D = cfg.n_embd;
+  c.x_in.assign(x, x + n * D);
+  c.xn1.assign(size_t(n * D), T(0));
+  c.rstd1.assign(size_t(n), T(0));
+  rmsnorm_forward(x, w.attn_norm.v, c.xn1.data(), c.rstd1.data(), n, D, cfg.rms_eps);
+  std::vector<T> out(size_t(n * D));
+  mla_forward(bc, w.mla, c.xn1.data(), out.data(), c.mla);
+  for (int64_t i = 0; i < n * D; ++i) x[i] += out[size_t(i)];
+
+  c.x_mid.assign(x, x + n * D);
+  c.xn2.assign(size_t(n * D), T(0));
+  c.rstd2.assign(size_t(n), T(0));
+  rmsnorm_forward(x, w.ffn_norm.v, c.xn2.data(), c.rstd2.data(), n, D, cfg.rms_eps);
+  if (w.moe) moe_forward(cfg, w.moe_w, c.xn2.data(), n, out.data(), c.moe);
+  else mlp_forward(w.dense, D, c.xn2.data(), n, out.data(), c.dense);
+  for (int64_t i = 0; i < n * D; ++i) x[i] += out[size_t(i)];
+}
+
+template <typename T>
+void block_backward(const BlockContext<T>& bc, const BlockWeights<T>& w, T* dx,
+                    const BlockCache<T>& c) {
+  const ModelConfig& cfg = *bc.cfg;
+  const int64_t n = bc.n(), D = cfg.n_embd;
+  // FFN half: d x_mid = dx + normᵀ(FFNᵀ(dx))
+  std::vector<T> dxn(size_t(n * D), T(0));
+  if (w.moe) moe_backward(cfg, w.moe_w, c.xn2.data(), n, dx, c.moe, dxn.data());
+  else mlp_backward(w.dense, D, c.xn2.data(), n, dx, c.dense, dxn.data());
+  rmsnorm_backward(dxn.data(), c.x_mid.data(), w.ffn_norm.v, c.rstd2.data(), n, D, dx,
+                   w.ffn_norm.g);
+  // Attention half.
+  std::fill(dxn.begin(), dxn.end(), T(0));
+  mla_backward(bc, w.mla, c.xn1.data(), dx, c.mla, dxn.data());
+  rmsnorm_backward(dxn.data(), c.x_in.data(), w.attn_norm.v, c.rstd1.data(), n, D, dx,
+                   w.attn_norm.g);
+}
+
+template void block_forward<float>(const BlockContext<float>&, const BlockWeights<float>&,
+                                   float*, BlockCache<float>&);
+template void block_forward<double>(const BlockContext<double>&, const BlockWeights<double>&,
+                                    double*, BlockCache<double>&);
+template void block_backward<float>(const BlockContext<float>&, const BlockWeights<float>&,
+                                    float*, const BlockCache<float>&);
+template void block_backward<double>(const BlockContext<double>&, const BlockWeights<double>&,
+                                     double*, const BlockCache<double>&);
+
+}  // namespace whale::train

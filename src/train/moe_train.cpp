@@ -1,0 +1,182 @@
+// SwiGLU MLP and DeepSeekMoE, forward and backward.
+// Routing (which experts each token takes) is the inference engine's route_token — scores,
+// correction bias, group limits, top-k — and is not differentiated. The gate weights of the
+// chosen experts are: w_k = p(e_k) [/ Σ_k p(e_k) when norm_topk_prob] · routed_scaling, with
+// p = softmax or sigmoid of the router logits; gradients flow through p into mlp.gate.weight.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/moe_routing.h"
+#include "train/block_train.h"
+#include "train/ops_backward.h"
+
+namespace whale::train {
+
+template <typename T>
+void mlp_forward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, T* y,
+                 MlpCache<T>& c) {
+  const int64_t F = w.width;
+  c.a.assign(size_t(m * F), T(0));
+  c.b.assign(size_t(m * F), T(0));
+  c.h.assign(size_t(m * F), T(0));
+  linear_forward(x, m, D, w.gate.v, F, c.a.data());
+  linear_forward(x, m, D, w.up.v, F, c.b.data());
+  swiglu_forward(c.a.data(), c.b.data(), c.h.data(), m * F);
+  linear_forward(c.h.data(), m, F, w.down.v, D, y);
+}
+
+template <typename T>
+void mlp_backward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, const T* dy,
+                  const MlpCache<T>& c, T* dx) {
+  const int64_t F = w.width;
+  std::vector<T> dh(size_t(m * F), T(0)), da(size_t(m * F), T(0)), db(size_t(m * F), T(0));
+  linear_backward(dy, c.h.data(), m, F, w.down.v, D, dh.data(), w.down.g);
+  swiglu_backward(dh.data(), c.a.data(), c.b.data(), da.data(), db.data(), m * F);
+  linear_backward(da.data(), x, m, D, w.gate.v, F, dx, w.gate.g);
+  linear_backward(db.data(), x, m, D, w.up.v, F, dx, w.up.g);
+}
+
+template <typename T>
+void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n, T* y,
+                 MoeCache<T>& c) {
+  const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
+  std::vector<T> logits(size_t(n * E));
+  linear_forward(xn, n, D, w.router.v, E, logits.data());
+  c.scores = logits;
+  for (int64_t t = 0; t < n; ++t) {
+    T* p = c.scores.data() + t * E;
+    if (cfg.scoring == ScoringFunc::Softmax) softmax_forward(p, E);
+    else for (int64_t e = 0; e < E; ++e) p[e] = T(1) / (T(1) + std::exp(-p[e]));
+  }
+
+  // Selection: the inference router on float32 logits (as DeepSeek's reference scores them).
+  const RouterParams rp{.scoring = cfg.scoring, .n_expert = E, .top_k = K,
+                        .n_group = cfg.n_group, .topk_group = cfg.topk_group,
+                        .norm_topk_prob = cfg.norm_topk_prob,
+                        .routed_scaling = float(cfg.routed_scaling), .bias = w.bias};
+  c.chosen.assign(size_t(n * K), 0);
+  c.weights.assign(size_t(n * K), T(0));
+  c.members.assign(size_t(E), {});
+  std::vector<float> lf(static_cast<size_t>(E)), wf(static_cast<size_t>(K)), scratch(size_t(3 * E));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t e = 0; e < E; ++e) lf[size_t(e)] = float(logits[size_t(t * E + e)]);
+    int32_t* ch = c.chosen.data() + t * K;
+    route_token(rp, lf.data(), ch, wf.data(), scratch.data());
+    const T* p = c.scores.data() + t * E;
+    T sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += p[ch[k]];
+    for (int64_t k = 0; k < K; ++k) {
+      T wk = p[ch[k]];
+      if (cfg.norm_topk_prob) wk /= sum;
+      c.weights[size_t(t * K + k)] = wk * T(cfg.routed_scaling);
+      c.members[size_t(ch[k])].push_back(t * K + k);
+    }
+  }
+
+  std::fill(y, y + n * D, T(0));
+  c.loads.assign(size_t(E), 0);
+  c.xg.assign(size_t(E), {});
+  c.ye.assign(size_t(E), {});
+  c.expert_cache.assign(size_t(E), {});
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& mem = c.members[size_t(e)];
+    const int64_t m = int64_t(mem.size());
+    c.loads[size_t(e)] = m;
+    if (m == 0) continue;
+    auto& xg = c.xg[size_t(e)];
+    auto& ye = c.ye[size_t(e)];
+    xg.resize(size_t(m * D));
+    ye.assign(size_t(m * D), T(0));
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t t = mem[size_t(i)] / K;
+      std::copy(xn + t * D, xn + (t + 1) * D, xg.begin() + i * D);
+    }
+    mlp_forward(w.experts[size_t(e)], D, xg.data(), m, ye.data(), c.expert_cache[size_t(e)]);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t t = mem[size_t(i)] / K;
+      const T wk = c.weights[size_t(mem[size_t(i)])];
+      for (int64_t j = 0; j < D; ++j) y[t * D + j] += wk * ye[size_t(i * D + j)];
+    }
+  }
+  if (cfg.n_expert_shared > 0) {
+    std::vector<T> ys(size_t(n * D));
+    mlp_forward(w.shared, D, xn, n, ys.data(), c.shared_cache);
+    for (int64_t i = 0; i < n * D; ++i) y[i] += ys[size_t(i)];
+  }
+}
+
+template <typename T>
+void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n,
+                  const T* dy, const MoeCache<T>& c, T* dxn) {
+  const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
+  std::vector<T> dweights(size_t(n * K), T(0));
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& mem = c.members[size_t(e)];
+    const int64_t m = int64_t(mem.size());
+    if (m == 0) continue;
+    const auto& ye = c.ye[size_t(e)];
+    std::vector<T> dye(size_t(m * D)), dxg(size_t(m * D), T(0));
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t slot = mem[size_t(i)], t = slot / K;
+      const T wk = c.weights[size_t(slot)];
+      double dot = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        dot += double(dy[t * D + j]) * double(ye[size_t(i * D + j)]);
+        dye[size_t(i * D + j)] = wk * dy[t * D + j];
+      }
+      dweights[size_t(slot)] = T(dot);
+    }
+    mlp_backward(w.experts[size_t(e)], D, c.xg[size_t(e)].data(), m, dye.data(),
+                 c.expert_cache[size_t(e)], dxg.data());
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t t = mem[size_t(i)] / K;
+      for (int64_t j = 0; j < D; ++j) dxn[t * D + j] += dxg[size_t(i * D + j)];
+    }
+  }
+  if (cfg.n_expert_shared > 0) mlp_backward(w.shared, D, xn, n, dy, c.shared_cache, dxn);
+
+  // Gate weights → scores → router logits.
+  std::vector<T> dlogits(size_t(n * E), T(0)), dp(static_cast<size_t>(E));
+  const T scale = T(cfg.routed_scaling);
+  for (int64_t t = 0; t < n; ++t) {
+    const T* p = c.scores.data() + t * E;
+    const int32_t* ch = c.chosen.data() + t * K;
+    const T* dw = dweights.data() + t * K;
+    std::fill(dp.begin(), dp.end(), T(0));
+    if (cfg.norm_topk_prob) {
+      // w_k = s · u_k / U, U = Σ u  ⇒  du_k = s · (dw_k / U - Σ_j dw_j u_j / U²)
+      T U = 0, dot = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        U += p[ch[k]];
+        dot += dw[k] * p[ch[k]];
+      }
+      for (int64_t k = 0; k < K; ++k) dp[size_t(ch[k])] += scale * (dw[k] / U - dot / (U * U));
+    } else {
+      for (int64_t k = 0; k < K; ++k) dp[size_t(ch[k])] += scale * dw[k];
+    }
+    T* dl = dlogits.data() + t * E;
+    if (cfg.scoring == ScoringFunc::Softmax) {
+      softmax_backward(p, dp.data(), dl, E);
+    } else {
+      for (int64_t e = 0; e < E; ++e) dl[e] += dp[size_t(e)] * p[e] * (T(1) - p[e]);
+    }
+  }
+  linear_backward(dlogits.data(), xn, n, D, w.router.v, E, dxn, w.router.g);
+}
+
+#define WHALE_INSTANTIATE(T)                                                                    \
+  template void mlp_forward<T>(const MlpWeights<T>&, int64_t, const T*, int64_t, T*,            \
+                               MlpCache<T>&);                                                   \
+  template void mlp_backward<T>(const MlpWeights<T>&, int64_t, const T*, int64_t, const T*,     \
+                                const MlpCache<T>&, T*);                                        \
+  template void moe_forward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t, T*, \
+                               MoeCache<T>&);                                                   \
+  template void moe_backward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t,    \
+                                const T*, const MoeCache<T>&, T*);
+
+WHALE_INSTANTIATE(float)
+WHALE_INSTANTIATE(double)
+#undef WHALE_INSTANTIATE
+
+}  // namespace whale::train

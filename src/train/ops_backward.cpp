@@ -1,0 +1,297 @@
+#include "train/ops_backward.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/threadpool.h"
+
+namespace whale::train {
+
+namespace {
+
+// Register tile of the gemm: kMR rows of C × two 32-byte vectors (16 floats / 8 doubles),
+// accumulated over a K chunk in 2·kMR vector registers (GCC/Clang vector extensions; they
+// lower to AVX2 FMAs with -march=native and to SSE pairs on a portable build). Each step
+// broadcasts one A entry per row and multiplies it into the two B vectors of that k.
+constexpr int64_t kMR = 6;
+// Cache tile handed to one thread: kMB rows × kNB columns of C, K in chunks of kKC so the
+// B panel (kKC × kNR) stays in L1 while the i blocks stream past it.
+constexpr int64_t kMB = 60, kNB = 128, kKC = 256;
+
+template <typename T>
+struct Simd {
+  typedef T v __attribute__((vector_size(32)));
+  static constexpr int64_t kLanes = int64_t(32 / sizeof(T));
+  static v load(const T* p) {
+    v r;
+    __builtin_memcpy(&r, p, sizeof(r));
+    return r;
+  }
+  static void store(T* p, v x) { __builtin_memcpy(p, &x, sizeof(x)); }
+};
+
+template <typename T>
+constexpr int64_t kNR = 2 * Simd<T>::kLanes;
+
+// out[kMR][kNR] = Σ_k a[k][i] · b[k][j] over packed panels: a is kc × kMR, b is kc × kNR.
+template <typename T>
+inline void micro_tile(int64_t kc, const T* a, const T* b, T* out) {
+  using S = Simd<T>;
+  using v = typename S::v;
+  constexpr int64_t L = S::kLanes;
+  v c0[kMR], c1[kMR];
+  for (int64_t i = 0; i < kMR; ++i) c0[i] = c1[i] = v{};
+  for (int64_t k = 0; k < kc; ++k) {
+    const v b0 = S::load(b + k * 2 * L), b1 = S::load(b + k * 2 * L + L);
+    for (int64_t i = 0; i < kMR; ++i) {
+      const T ai = a[k * kMR + i];
+      c0[i] += ai * b0;
+      c1[i] += ai * b1;
+    }
+  }
+  for (int64_t i = 0; i < kMR; ++i) {
+    S::store(out + i * 2 * L, c0[i]);
+    S::store(out + i * 2 * L + L, c1[i]);
+  }
+}
+
+// C[i0..i1) × [j0..j1) of the product. A and B are packed per K chunk into contiguous,
+// zero-padded panels, so odd strides (Aᵀ, power-of-two leading dimensions) cost nothing in
+// the inner loop and edge tiles run the same kernel.
+template <typename T>
+void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const T* A,
+                int64_t sa_i, int64_t sa_k, const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc,
+                bool accumulate) {
+  constexpr int64_t NR = kNR<T>;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t i = i0; i < i1; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, T(0));
+    return;
+  }
+  thread_local std::vector<T> apack, bpack;
+  const int64_t n_iblk = (i1 - i0 + kMR - 1) / kMR;
+  apack.resize(size_t(n_iblk * kMR * kKC));
+  bpack.resize(size_t(kKC * NR));
+  T out[kMR * NR];
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    for (int64_t ib = 0; ib < n_iblk; ++ib) {
+      T* ap = apack.data() + ib * kMR * kKC;
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t ii = 0; ii < kMR; ++ii) {
+          const int64_t i = i0 + ib * kMR + ii;
+          ap[k * kMR + ii] = i < i1 ? A[i * sa_i + (k0 + k) * sa_k] : T(0);
+        }
+    }
+    for (int64_t j = j0; j < j1; j += NR) {
+      const int64_t nr = std::min(NR, j1 - j);
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* brow = B + (k0 + k) * sb_k + j * sb_j;
+        T* bp = bpack.data() + k * NR;
+        if (sb_j == 1 && nr == NR)
+          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = brow[jj];
+        else
+          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = jj < nr ? brow[jj * sb_j] : T(0);
+      }
+      for (int64_t ib = 0; ib < n_iblk; ++ib) {
+        const int64_t i = i0 + ib * kMR, mr = std::min(kMR, i1 - i);
+        micro_tile(kc, apack.data() + ib * kMR * kKC, bpack.data(), out);
+        for (int64_t ii = 0; ii < mr; ++ii) {
+          T* crow = C + (i + ii) * ldc + j;
+          const T* o = out + ii * NR;
+          if (acc)
+            for (int64_t jj = 0; jj < nr; ++jj) crow[jj] += o[jj];
+          else
+            for (int64_t jj = 0; jj < nr; ++jj) crow[jj] = o[jj];
+        }
+      }
+    }
+  }
+}
+
+// B(k, j) = B[k*sb_k + j*sb_j]: the packing reads any layout, so Wᵀ needs no copy.
+template <typename T>
+void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
+                const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t tm = (M + kMB - 1) / kMB, tn = (N + kNB - 1) / kNB;
+  if (M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 16) || tm * tn == 1) {
+    gemm_block(0, M, 0, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);
+    return;
+  }
+  ThreadPool::global().parallel_for(tm * tn, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t i0 = (t / tn) * kMB, j0 = (t % tn) * kNB;
+      gemm_block(i0, std::min(M, i0 + kMB), j0, std::min(N, j0 + kNB), K, A, sa_i, sa_k, B,
+                 sb_k, sb_j, C, ldc, accumulate);
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k, const T* B,
+          int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+  gemm_any_b(M, N, K, A, sa_i, sa_k, B, ldb, int64_t(1), C, ldc, accumulate);
+}
+
+template <typename T>
+void linear_forward(const T* X, int64_t n, int64_t in, const T* W, int64_t out, T* Y) {
+  // Y = X · Wᵀ: B(k, j) = W[j][k]
+  gemm_any_b(n, out, in, X, in, int64_t(1), W, int64_t(1), in, Y, out, false);
+}
+
+template <typename T>
+void linear_backward(const T* dY, const T* X, int64_t n, int64_t in, const T* W, int64_t out,
+                     T* dX, T* dW) {
+  if (dX) gemm(n, in, out, dY, out, 1, W, in, dX, in, true);
+  if (dW) gemm(out, in, n, dY, 1, out, X, in, dW, in, true);
+}
+
+template <typename T>
+void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int64_t n, int64_t dim, double eps) {
+  ThreadPool::global().parallel_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * dim;
+      double ss = 0;  // the mean of squares is the precision-critical bit
+      for (int64_t j = 0; j < dim; ++j) ss += double(xr[j]) * double(xr[j]);
+      const T s = T(1.0 / std::sqrt(ss / double(dim) + eps));
+      rstd[r] = s;
+      for (int64_t j = 0; j < dim; ++j) y[r * dim + j] = (xr[j] * s) * w[j];
+    }
+  });
+}
+
+template <typename T>
+void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, int64_t n,
+                      int64_t dim, T* dx, T* dw) {
+  // y_j = x_j r w_j, r = (Σx²/dim + eps)^-½ ⇒ dx_j = r g_j - x_j r³ (Σ_k g_k x_k) / dim, g = dy ⊙ w
+  ThreadPool::global().parallel_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * dim;
+      const T* g = dy + r * dim;
+      double dot = 0;
+      for (int64_t j = 0; j < dim; ++j) dot += double(g[j]) * double(w[j]) * double(xr[j]);
+      const T s = rstd[r];
+      const T c = T(dot / double(dim)) * s * s * s;
+      for (int64_t j = 0; j < dim; ++j) dx[r * dim + j] += s * g[j] * w[j] - xr[j] * c;
+    }
+  });
+  if (dw)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < dim; ++j) dw[j] += dy[r * dim + j] * x[r * dim + j] * rstd[r];
+}
+
+namespace {
+template <typename T>
+void rotate(T* x, const T* cs, int64_t n_freq, RopeStyle style, T sign) {
+  for (int64_t i = 0; i < n_freq; ++i) {
+    const T c = cs[2 * i], s = sign * cs[2 * i + 1];
+    T* a = style == RopeStyle::Adjacent ? &x[2 * i] : &x[i];
+    T* b = style == RopeStyle::Adjacent ? &x[2 * i + 1] : &x[i + n_freq];
+    const T x0 = *a, x1 = *b;
+    *a = x0 * c - x1 * s;
+    *b = x0 * s + x1 * c;
+  }
+}
+}  // namespace
+
+template <typename T>
+void rope_forward(T* x, const T* cs, int64_t n_freq, RopeStyle style) {
+  rotate(x, cs, n_freq, style, T(1));
+}
+
+template <typename T>
+void rope_backward(T* dx, const T* cs, int64_t n_freq, RopeStyle style) {
+  rotate(dx, cs, n_freq, style, T(-1));
+}
+
+template <typename T>
+void swiglu_forward(const T* a, const T* b, T* h, int64_t count) {
+  ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T sig = T(1) / (T(1) + std::exp(-a[i]));
+      h[i] = a[i] * sig * b[i];
+    }
+  });
+}
+
+template <typename T>
+void swiglu_backward(const T* dh, const T* a, const T* b, T* da, T* db, int64_t count) {
+  ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T sig = T(1) / (T(1) + std::exp(-a[i]));
+      const T silu = a[i] * sig;
+      da[i] += dh[i] * b[i] * sig * (T(1) + a[i] * (T(1) - sig));
+      db[i] += dh[i] * silu;
+    }
+  });
+}
+
+template <typename T>
+void softmax_forward(T* x, int64_t n) {
+  if (n <= 0) return;
+  const T mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += double(x[i]);
+  }
+  const T inv = T(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+template <typename T>
+void softmax_backward(const T* p, const T* dp, T* dx, int64_t n) {
+  double dot = 0;
+  for (int64_t i = 0; i < n; ++i) dot += double(p[i]) * double(dp[i]);
+  for (int64_t i = 0; i < n; ++i) dx[i] += p[i] * (dp[i] - T(dot));
+}
+
+template <typename T>
+double cross_entropy_forward_backward(T* logits, const int32_t* labels, int64_t n, int64_t V,
+                                      double coef) {
+  std::vector<double> row_loss(static_cast<size_t>(n));
+  ThreadPool::global().parallel_for(n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      T* z = logits + r * V;
+      const T mx = *std::max_element(z, z + V);
+      // exp in T (expf for training), sums in double
+      double sum = 0;
+      for (int64_t v = 0; v < V; ++v) sum += double(std::exp(z[v] - mx));
+      const double log_sum = std::log(sum);
+      row_loss[size_t(r)] = double(mx) + log_sum - double(z[labels[r]]);
+      const T shift = mx + T(log_sum), c = T(coef);
+      for (int64_t v = 0; v < V; ++v) z[v] = c * std::exp(z[v] - shift);
+      z[labels[r]] -= c;
+    }
+  });
+  double total = 0;
+  for (double l : row_loss) total += l;
+  return total;
+}
+
+#define WHALE_INSTANTIATE(T)                                                                   \
+  template void gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*,       \
+                        int64_t, T*, int64_t, bool);                                           \
+  template void linear_forward<T>(const T*, int64_t, int64_t, const T*, int64_t, T*);          \
+  template void linear_backward<T>(const T*, const T*, int64_t, int64_t, const T*, int64_t,    \
+                                   T*, T*);                                                    \
+  template void rmsnorm_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, double);      \
+  template void rmsnorm_backward<T>(const T*, const T*, const T*, const T*, int64_t, int64_t,  \
+                                    T*, T*);                                                   \
+  template void rope_forward<T>(T*, const T*, int64_t, RopeStyle);                             \
+  template void rope_backward<T>(T*, const T*, int64_t, RopeStyle);                            \
+  template void swiglu_forward<T>(const T*, const T*, T*, int64_t);                            \
+  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);             \
+  template void softmax_forward<T>(T*, int64_t);                                               \
+  template void softmax_backward<T>(const T*, const T*, T*, int64_t);                          \
+  template double cross_entropy_forward_backward<T>(T*, const int32_t*, int64_t, int64_t, double);
+
+WHALE_INSTANTIATE(float)
+WHALE_INSTANTIATE(double)
+#undef WHALE_INSTANTIATE
+
+}  // namespace whale::train
