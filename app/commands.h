@@ -14,5 +14,7 @@ void register_bench_tokenizer(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_train(CLI::App& app);
+void register_corpus(CLI::App& app);  // corpus, train-tokenizer
 
 }  // namespace whale::app

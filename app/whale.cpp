@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   whale::app::register_bench(app);
   whale::app::register_synth(app);
   whale::app::register_quantize(app);
+  whale::app::register_train(app);
+  whale::app::register_corpus(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
