@@ -28,6 +28,9 @@
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <sstream>
 #include <fmt/format.h>
@@ -567,4 +570,106 @@ TEST(GgufExport, MissingOrMisshapenParametersAreErrors) {
   fs::create_directories(out.path);
   EXPECT_THROW(export_gguf(cfg, params, out.path + "/x.gguf", {}), Error);
   EXPECT_FALSE(fs::exists(out.path + "/x.gguf"));
+}
+
+// ---- the CLI: corpus → train, kill -9, resume ---------------------------------------------------
+
+namespace {
+
+// Runs a shell command, returns (exit status, stdout + stderr).
+std::pair<int, std::string> sh(const std::string& cmd) {
+  std::string out;
+  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int st = ::pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::vector<std::string> loss_columns(const std::string& csv) {
+  std::vector<std::string> rows;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t cut = 0;
+    for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
+    rows.push_back(line.substr(0, cut));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST(TrainCli, KillNineAndResumeGivesTheSameLossesBitForBit) {
+  TempDir dir("train-cli");
+  fs::create_directories(dir.path);
+  const std::string bin = WHALE_BIN, data = dir.path + "/data";
+  auto [rc, out] = sh(bin + " corpus -o " + data + " --n 800 --seed 2 --vocab-size 300");
+  ASSERT_EQ(rc, 0) << out;
+  json model = json::parse(test::read_text(test::fixtures_dir() + "/train/v3-train-tiny/config.json"));
+  model["vocab_size"] = 300;
+  const json cfg = {{"config", model}, {"batch", 2},  {"seq", 32}, {"steps", 60}, {"warmup", 5},
+                    {"adamw", {{"lr", 3e-3}}}, {"checkpoint_every", 5}, {"log_every", 20}};
+  std::ofstream(dir.path + "/cfg.json") << cfg.dump();
+  const std::string train = bin + " train --config " + dir.path + "/cfg.json --data " + data + " -t 2 --no-plot -o ";
+
+  std::tie(rc, out) = sh(train + dir.path + "/full");
+  if (rc != 0 && out.find("not built yet") != std::string::npos) GTEST_SKIP() << "training model not linked in (stand-in)";
+  ASSERT_EQ(rc, 0) << out;
+
+  // The same run, killed with SIGKILL as soon as its first checkpoint is complete.
+  const std::string cut = dir.path + "/cut";
+  const std::vector<std::string> args = {bin, "train", "--config", dir.path + "/cfg.json", "--data", data,
+                                         "-t", "2", "--no-plot", "-o", cut};
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, STDERR_FILENO);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  bool killed = false;
+  for (int i = 0; i < 120000 && !killed; ++i) {
+    if (fs::exists(cut + "/latest")) killed = ::kill(pid, SIGKILL) == 0;
+    else ::usleep(250);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(killed);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the run ended before it could be killed";
+  const auto latest = latest_checkpoint(cut);
+  ASSERT_TRUE(latest.has_value());
+
+  std::tie(rc, out) = sh(train + cut);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("resuming from step"), std::string::npos) << out;
+  const auto want = loss_columns(test::read_text(dir.path + "/full/log.csv"));
+  EXPECT_EQ(want.size(), 61u);
+  EXPECT_EQ(loss_columns(test::read_text(cut + "/log.csv")), want);
+  std::printf("kill -9 at checkpoint %lld, resumed: %zu logged steps identical\n", (long long)*latest, want.size() - 1);
+
+  // The GGUF checkpoint runs in whale with its own tokenizer.
+  std::tie(rc, out) = sh(bin + " run -m " + cut + "/checkpoint-000060.gguf -p 'What is 2 + 3?' -n 4 --temp 0");
+  EXPECT_EQ(rc, 0) << out;
+}
+
+TEST(TrainLog, LossCurvePngNextToTheCsv) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot not installed";
+  TempDir dir("train-png");
+  MockBigram model(16);
+  TrainerOptions o = mock_options(dir.path);
+  o.steps = 30, o.plot = true;
+  run_training(model, mock_data(16, 1000), o);
+  const std::string png = test::read_text(dir.path + "/loss.png");
+  ASSERT_GT(png.size(), 1000u);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_FALSE(fs::exists(dir.path + "/loss.png.tmp"));
+  EXPECT_EQ(format_duration(59.4), "59s");
+  EXPECT_EQ(format_duration(125), "2m05s");
+  EXPECT_EQ(format_duration(3 * 3600 + 7 * 60), "3h07m");
 }
