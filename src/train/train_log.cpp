@@ -74,8 +74,8 @@ bool plot_loss_png(const std::string& csv_path, const std::string& png_path) {
              "set datafile separator ','\n"
              "set title 'training loss'\n"
              "set xlabel 'step'\nset ylabel 'loss'\nset grid\nset key top right\n"
-             "plot {} using 1:2 with lines lw 2 title 'total', '' using 1:3 with lines title 'main', "
-             "'' using 1:4 with lines title 'MTP'\n"
+             "plot {} using 1:2 with lines lw 2 lc rgb '#202020' title 'total', "
+             "'' using 1:3 with lines lc rgb '#1f77b4' title 'main', '' using 1:4 with lines lc rgb '#d62728' title 'MTP'\n"
              "unset output\n",
              quote(tmp), quote(csv_path));
   if (::pclose(gp) != 0) {
