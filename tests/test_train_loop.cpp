@@ -287,6 +287,13 @@ TEST(Trainer, LowersTheLossOfAMockModel) {
   EXPECT_TRUE(fs::exists(dir.path + "/checkpoint-000120.state"));
   EXPECT_TRUE(fs::exists(dir.path + "/checkpoint-000100.state"));
   EXPECT_FALSE(fs::exists(dir.path + "/checkpoint-000075.state"));  // pruned (keep 2)
+  // A rerun finds nothing to do and removes what a killed write left.
+  std::ofstream(dir.path + "/checkpoint-000125.state.tmp") << "partial";
+  MockBigram again(V);
+  TrainerOptions o2 = mock_options(dir.path);
+  EXPECT_EQ(run_training(again, data, o2).resumed_from, 120);
+  EXPECT_FALSE(fs::exists(dir.path + "/checkpoint-000125.state.tmp"));
+  EXPECT_EQ(again.params()[0].value, model.params()[0].value);  // the checkpoint's weights
   const std::string csv = test::read_text(dir.path + "/log.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 121);
 }

@@ -178,9 +178,11 @@ void prune_checkpoints(const std::string& out_dir, int64_t keep) {
     const std::string n = e.path().filename().string();
     long long step = 0;
     char ext[16] = {};
-    if (std::sscanf(n.c_str(), "checkpoint-%lld.%15s", &step, ext) == 2 &&
-        (std::strcmp(ext, "state") == 0 || std::strcmp(ext, "gguf") == 0))
+    if (std::sscanf(n.c_str(), "checkpoint-%lld.%15s", &step, ext) != 2) continue;
+    if (std::strcmp(ext, "state") == 0 || std::strcmp(ext, "gguf") == 0)
       by_step[step].push_back(e.path());
+    else if (n.ends_with(".tmp"))  // left by a run killed while writing
+      fs::remove(e.path(), ec);
   }
   const auto latest = latest_checkpoint(out_dir);
   int64_t n = int64_t(by_step.size());

@@ -35,7 +35,8 @@ TrainCounters load_train_state(const std::string& path, std::vector<Param>& para
 
 std::optional<int64_t> latest_checkpoint(const std::string& out_dir);
 void set_latest_checkpoint(const std::string& out_dir, int64_t step);
-// Removes checkpoint files older than the newest `keep` (keep ≥ 1).
+// Removes checkpoint files older than the newest `keep` (keep ≥ 1) and the .tmp files of an
+// interrupted write.
 void prune_checkpoints(const std::string& out_dir, int64_t keep);
 
 // Writes `bytes` to path atomically (tmp file, fsync, rename).

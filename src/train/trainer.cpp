@@ -47,6 +47,7 @@ TrainResult run_training(TrainModel& model, const TokenDataset& data, const Trai
     sampler.seek(c.data_cursor);
     result.resumed_from = c.step;
   }
+  prune_checkpoints(o.out_dir, o.keep_checkpoints);  // stale .tmp files of a killed run
   const int64_t first = result.resumed_from + 1;
   CsvLog csv(o.out_dir, result.resumed_from);
   Progress progress(first, o.steps, o.log_every, o.quiet);
