@@ -357,6 +357,39 @@ TEST(Trainer, RejectsACheckpointOfAnotherModel) {
   EXPECT_THROW(run_training(bigger, data, o), Error);
 }
 
+TEST(Trainer, DamagedCheckpointsAreErrorsNotCrashes) {
+  TempDir dir("train-damaged");
+  const TokenDataset data = mock_data(16, 1000);
+  {
+    MockBigram model(16);
+    TrainerOptions o = mock_options(dir.path);
+    o.steps = 5, o.warmup = 0, o.checkpoint_every = 5;
+    run_training(model, data, o);
+  }
+  const std::string state = dir.path + "/checkpoint-000005.state";
+  const std::string good = test::read_text(state);
+  TrainerOptions o = mock_options(dir.path);
+  for (size_t cut : {size_t(0), size_t(5), size_t(64), good.size() / 2, good.size() - 4}) {
+    fs::remove(state);  // the checkpoint's files are read-only copies in spirit: write anew
+    std::ofstream(state, std::ios::binary) << good.substr(0, cut);
+    MockBigram model(16);
+    EXPECT_THROW(run_training(model, data, o), Error) << "truncated to " << cut;
+  }
+  std::string flipped = good;
+  flipped[10] = '#';  // breaks the JSON header
+  fs::remove(state);
+  std::ofstream(state, std::ios::binary) << flipped;
+  MockBigram model(16);
+  EXPECT_THROW(run_training(model, data, o), Error);
+  std::ofstream(dir.path + "/latest") << "garbage";
+  EXPECT_THROW(run_training(model, data, o), Error);
+  o.seed = 99;  // resuming with another data order would silently change the run
+  std::ofstream(dir.path + "/latest") << "5\n";
+  fs::remove(state);
+  std::ofstream(state, std::ios::binary) << good;
+  EXPECT_THROW(run_training(model, data, o), Error);
+}
+
 TEST(Trainer, BatchesFollowTheCursor) {
   const TokenDataset data = mock_data(16, 1000);
   BatchSampler a(data, 3, 8, 5), b(data, 3, 8, 5);
