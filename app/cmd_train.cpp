@@ -29,6 +29,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "file_io.h"
+#include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/gguf_export.h"
 #include "train/train_model.h"
@@ -101,6 +102,16 @@ void run_train(const TrainArgs& a) {
   fs::create_directories(a.out);
   const std::string model_cfg = a.out + "/config.json";
   json model = cfg_json["config"];
+  const bool has_tokenizer = fs::exists(a.data + "/tokenizer.json");
+  if (has_tokenizer) {  // the model's BOS/EOS are the tokenizer's unless the config says
+    const auto tok = Tokenizer::from_hf(a.data);
+    if (!model.contains("bos_token_id") && tok->bos() >= 0) model["bos_token_id"] = tok->bos();
+    if (!model.contains("eos_token_id") && tok->eos() >= 0) model["eos_token_id"] = tok->eos();
+    if (model.contains("vocab_size") && model["vocab_size"].is_number_integer() &&
+        model["vocab_size"].get<int64_t>() < tok->n_vocab())
+      fail("{}: vocab_size {} is smaller than the tokenizer's {} tokens ({})", a.config,
+           model["vocab_size"].get<int64_t>(), tok->n_vocab(), a.data);
+  }
   if (fs::exists(model_cfg)) {
     const json before = json::parse(read_file(model_cfg), nullptr, false);
     if (before != model)
@@ -111,7 +122,7 @@ void run_train(const TrainArgs& a) {
   const ModelConfig cfg = config_from_hf_json(model_cfg);
 
   std::string tokenizer_dir;
-  if (fs::exists(a.data + "/tokenizer.json")) {
+  if (has_tokenizer) {
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       if (fs::exists(a.data + "/" + f)) train::write_file_atomic(a.out + "/" + f, read_file(a.data + "/" + f));
     tokenizer_dir = a.out;

@@ -154,6 +154,9 @@ void export_gguf(const ModelConfig& cfg, const std::vector<Param>& params, const
   const std::vector<TensorPlan> plan = gguf_tensor_plan(cfg, MlaLayout::Split);
   GgufWriter w;
   set_gguf_metadata(w, cfg, MlaLayout::Split, opt.model_name, /*file_type F32*/ 0);
+  // A config without bos/eos ids must not leave -1 (as u32) in the file.
+  if (cfg.bos_token < 0) w.remove("tokenizer.ggml.bos_token_id");
+  if (cfg.eos_token < 0) w.remove("tokenizer.ggml.eos_token_id");
   if (!opt.tokenizer_dir.empty()) set_tokenizer(w, opt.tokenizer_dir);
   const Source src(params);
   for (const TensorPlan& t : plan) {
