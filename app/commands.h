@@ -18,5 +18,7 @@ void register_quantize(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_grad(CLI::App& app);         // training: loss + gradients
 void register_bench_train(CLI::App& app);  // training-step throughput
+void register_train(CLI::App& app);
+void register_corpus(CLI::App& app);  // corpus, train-tokenizer
 
 }  // namespace whale::app

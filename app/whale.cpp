@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   whale::app::register_serve(app);
   whale::app::register_grad(app);
   whale::app::register_bench_train(app);
+  whale::app::register_train(app);
+  whale::app::register_corpus(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
