@@ -1,10 +1,12 @@
 // whale run -m PATH --tokens 1,2,3 -n 16: prefill the prompt, then generate token by token;
 // prints the generated ids comma-separated on one line. --dump-logits FILE writes the logits
-// of every prompt position as little-endian float32 [n_prompt, n_vocab].
+// of every prompt position as little-endian float32 [n_prompt, n_vocab]; it is a correctness
+// tool, so it runs the exact matmul path (float32 activations) unless WHALE_MATMUL says otherwise.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 
@@ -15,6 +17,7 @@
 #include "file_io.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
@@ -103,6 +106,7 @@ void run_generate(const RunArgs& a) {
   if (!a.dump_logits.empty()) {
     dump.open(a.dump_logits, std::ios::binary | std::ios::trunc);
     if (!dump) fail("{}: cannot open for writing", a.dump_logits);
+    if (!std::getenv("WHALE_MATMUL")) set_matmul_precision(MatmulPrecision::Exact);
   }
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(a.model, LoadOptions{.naive_mla = a.naive_mla});

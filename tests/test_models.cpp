@@ -12,8 +12,13 @@
 #include <numeric>
 
 #include "fixtures.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
+
+// These suites check the exact path (float32 activations, 1e-4); test_models_fast covers the
+// 8-bit-activation default against its own tolerance.
+[[maybe_unused]] static const bool kExactMatmul = (whale::set_matmul_precision(whale::MatmulPrecision::Exact), true);
 
 namespace whale {
 namespace {

@@ -94,6 +94,10 @@ SafetensorsSet::SafetensorsSet(const std::string& dir) {
       if (std::find(shards.begin(), shards.end(), s) == shards.end()) shards.push_back(s);
     }
     std::sort(shards.begin(), shards.end());
+  } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
+    // As Hugging Face: without an index the model is model.safetensors alone (a folder may
+    // hold other safetensors files, e.g. gradients or optimizer states).
+    shards.push_back("model.safetensors");
   } else {
     for (auto& e : fs::directory_iterator(dir))
       if (e.path().extension() == ".safetensors") shards.push_back(e.path().filename().string());
