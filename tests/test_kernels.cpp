@@ -173,7 +173,7 @@ TEST_P(KernelTest, MatchesReferenceOnOddShapes) {
         const std::vector<float> exact = run(w, x, n_tok, ldx, isa, MatmulPrecision::Exact);
         const double e = rel_err(exact, ref);
         worst_exact = std::max(worst_exact, e);
-        ASSERT_LE(e, 2e-6) << "exact, rows " << rows << " cols " << cols << " n_tok " << n_tok;
+        ASSERT_LE(e, 5e-6) << "exact, rows " << rows << " cols " << cols << " n_tok " << n_tok;
         if (!quantized_fast(fc.dtype)) continue;
         const std::vector<float> fast = run(w, x, n_tok, ldx, isa, MatmulPrecision::Fast);
         const std::vector<float> portable = run(w, x, n_tok, ldx, IsaLevel::Portable, MatmulPrecision::Fast);
