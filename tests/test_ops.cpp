@@ -1097,7 +1097,12 @@ void check_matmul(const TestMatrix& tm, const Matrix& m, int64_t r0, int64_t n_t
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t j = 0; j < cols; ++j) X[size_t(t * ldx + j)] = rng.normal();
   std::vector<float> Y(size_t(n_tok * ldy), kPad);
+  // The 1e-5 tolerance below is the exact path's (f32 activations); the fast path (8-bit
+  // activations) is checked by test_kernels.
+  const MatmulPrecision saved = matmul_precision();
+  set_matmul_precision(MatmulPrecision::Exact);
   matmul(m, X.data(), n_tok, ldx, Y.data(), ldy);
+  set_matmul_precision(saved);
   for (int64_t t = 0; t < n_tok; ++t) {
     for (int64_t r = 0; r < rows; ++r) {
       double want = 0, mag = 0;

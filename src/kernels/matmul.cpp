@@ -109,55 +109,115 @@ void set_matmul_precision(MatmulPrecision p) { precision_store().store(int(p), s
 
 // ---- products -------------------------------------------------------------------------
 
+namespace {
+
+struct Product {
+  const Matrix* W;
+  float* Y;
+  int64_t ldy;
+};
+
+// Products of several matrices with the same activations: each activation format needed is
+// quantized once, and all matrices' row tiles go through one parallel region.
+void run_products(const Product* prods, int n_prods, const float* X, int64_t n_tok, int64_t ldx) {
+  constexpr int kMax = 4;
+  WHALE_ASSERT(n_prods <= kMax);
+  if (n_tok <= 0) return;
+  const kern::KernelSet& ks = active_kernels();
+  ThreadPool& pool = ThreadPool::global();
+  const bool fast_mode = matmul_precision() == MatmulPrecision::Fast;
+
+  kern::GemmArgs args[kMax];
+  bool fast[kMax];
+  int64_t tile_end[kMax];  // cumulative tile counts
+  constexpr int64_t kTile = 4;
+  int64_t n_tiles = 0;
+  bool need_k = false, need_b = false;
+  int64_t cols = -1;
+  for (int i = 0; i < n_prods; ++i) {
+    const Matrix& W = *prods[i].W;
+    WHALE_ASSERT(ldx >= W.cols && prods[i].ldy >= W.rows);
+    WHALE_ASSERT(cols < 0 || cols == W.cols);
+    cols = W.cols;
+    fast[i] = fast_mode && has_fast_path(W.dtype);
+    need_k = need_k || (fast[i] && is_kquant(W.dtype));
+    need_b = need_b || (fast[i] && !is_kquant(W.dtype));
+    args[i] = kern::GemmArgs{.wtype = W.dtype,
+                             .w = W.data,
+                             .w_row_bytes = W.row_bytes,
+                             .cols = W.cols,
+                             .n_tok = n_tok,
+                             .x = X,
+                             .ldx = ldx,
+                             .xq = nullptr,
+                             .xq_stride = 0,
+                             .y = prods[i].Y,
+                             .ldy = prods[i].ldy};
+    n_tiles += (W.rows + kTile - 1) / kTile;
+    tile_end[i] = n_tiles;
+  }
+  if (need_k || need_b) {
+    // Quantize every token once, into the calling thread's buffers (workers only read them).
+    thread_local std::vector<kern::ActQ8K> buf_k;
+    thread_local std::vector<kern::ActQ8B> buf_b;
+    const int64_t nbk = cols / kern::kQK, nbb = cols / kern::kQ32;
+    kern::ActQ8K* xk = need_k ? scratch(buf_k, size_t(nbk * n_tok)) : nullptr;
+    kern::ActQ8B* xb = need_b ? scratch(buf_b, size_t(nbb * n_tok)) : nullptr;
+    pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        if (xk) kern::quantize_act_q8K(X + t * ldx, xk + t * nbk, cols);
+        if (xb) kern::quantize_act_q8B(X + t * ldx, xb + t * nbb, cols);
+      }
+    });
+    for (int i = 0; i < n_prods; ++i) {
+      if (!fast[i]) continue;
+      const bool k = is_kquant(args[i].wtype);
+      args[i].xq = k ? reinterpret_cast<const uint8_t*>(xk) : reinterpret_cast<const uint8_t*>(xb);
+      args[i].xq_stride = k ? size_t(nbk) * sizeof(kern::ActQ8K) : size_t(nbb) * sizeof(kern::ActQ8B);
+    }
+  }
+  // Tiles of 4 rows; about 8 chunks per thread so uneven progress evens out.
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
+  pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
+    int64_t first = 0;  // first tile of product i
+    for (int i = 0; i < n_prods; ++i) {
+      const int64_t lo = std::max(b, first), hi = std::min(e, tile_end[i]);
+      if (lo < hi) {
+        const int64_t rows = prods[i].W->rows;
+        const int64_t r0 = (lo - first) * kTile, r1 = std::min(rows, (hi - first) * kTile);
+        if (fast[i]) ks.gemm_fast(args[i], r0, r1);
+        else ks.gemm_exact(args[i], r0, r1, scratch_floats(size_t(kern::kExactRows * cols)));
+      }
+      first = tile_end[i];
+    }
+  });
+}
+
+bool needs_generic(const Matrix& W) {
+  return W.dtype == DType::F8_E4M3 || W.block_scale || size_t(W.dtype) >= size_t(DType::Count);
+}
+
+}  // namespace
+
 void matmul(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y, int64_t ldy) {
   if (W.rows <= 0 || n_tok <= 0) return;
-  WHALE_ASSERT(ldx >= W.cols && ldy >= W.rows);
-  const DType t = W.dtype;
-  if (t == DType::F8_E4M3 || W.block_scale || size_t(t) >= size_t(DType::Count)) {
+  if (needs_generic(W)) {
     matmul_generic(W, X, n_tok, ldx, Y, ldy);
     return;
   }
-  const kern::KernelSet& ks = active_kernels();
-  kern::GemmArgs a{.wtype = t,
-                   .w = W.data,
-                   .w_row_bytes = W.row_bytes,
-                   .cols = W.cols,
-                   .n_tok = n_tok,
-                   .x = X,
-                   .ldx = ldx,
-                   .xq = nullptr,
-                   .xq_stride = 0,
-                   .y = Y,
-                   .ldy = ldy};
-  ThreadPool& pool = ThreadPool::global();
-  const bool fast = matmul_precision() == MatmulPrecision::Fast && has_fast_path(t);
-  if (fast) {
-    // Quantize every token once, on the calling thread's buffer (workers only read it).
-    thread_local std::vector<kern::ActQ8K> buf_k;
-    thread_local std::vector<kern::ActQ8B> buf_b;
-    const bool k = is_kquant(t);
-    const int64_t nb = W.cols / (k ? kern::kQK : kern::kQ32);
-    const size_t stride = size_t(nb) * (k ? sizeof(kern::ActQ8K) : sizeof(kern::ActQ8B));
-    uint8_t* xq = k ? reinterpret_cast<uint8_t*>(scratch(buf_k, size_t(nb * n_tok)))
-                    : reinterpret_cast<uint8_t*>(scratch(buf_b, size_t(nb * n_tok)));
-    pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t i = t0; i < t1; ++i) {
-        if (k) kern::quantize_act_q8K(X + i * ldx, reinterpret_cast<kern::ActQ8K*>(xq + i * stride), W.cols);
-        else kern::quantize_act_q8B(X + i * ldx, reinterpret_cast<kern::ActQ8B*>(xq + i * stride), W.cols);
-      }
-    });
-    a.xq = xq;
-    a.xq_stride = stride;
+  const Product p{&W, Y, ldy};
+  run_products(&p, 1, X, n_tok, ldx);
+}
+
+void matmul2(const Matrix& W1, float* Y1, int64_t ldy1, const Matrix& W2, float* Y2, int64_t ldy2,
+             const float* X, int64_t n_tok, int64_t ldx) {
+  if (W1.cols != W2.cols || needs_generic(W1) || needs_generic(W2) || W1.rows <= 0 || W2.rows <= 0) {
+    matmul(W1, X, n_tok, ldx, Y1, ldy1);
+    matmul(W2, X, n_tok, ldx, Y2, ldy2);
+    return;
   }
-  // Tiles of 4 rows; about 8 chunks per thread so uneven progress evens out.
-  constexpr int64_t kTile = 4;
-  const int64_t n_tiles = (W.rows + kTile - 1) / kTile;
-  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
-  pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
-    const int64_t r0 = b * kTile, r1 = std::min(W.rows, e * kTile);
-    if (fast) ks.gemm_fast(a, r0, r1);
-    else ks.gemm_exact(a, r0, r1, scratch_floats(size_t(kern::kExactRows * W.cols)));
-  });
+  const Product p[2] = {{&W1, Y1, ldy1}, {&W2, Y2, ldy2}};
+  run_products(p, 2, X, n_tok, ldx);
 }
 
 void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y,

@@ -27,6 +27,12 @@ namespace whale {
 // X rows are ldx floats apart (>= W.cols), Y rows ldy floats apart (>= W.rows).
 void matmul(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y, int64_t ldy);
 
+// Y1 = W1 X and Y2 = W2 X in one pass (the FFN's gate and up projections): the activations
+// are quantized once and both matrices share one parallel region. Same result as two matmul
+// calls; falls back to them when the shapes or types do not allow sharing.
+void matmul2(const Matrix& W1, float* Y1, int64_t ldy1, const Matrix& W2, float* Y2, int64_t ldy2,
+             const float* X, int64_t n_tok, int64_t ldx);
+
 // Y[t][j] = sum_r X[t][r] * W[r][j] for t < n_tok, j < W.cols (the product with Wᵀ).
 void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y,
                        int64_t ldy);
