@@ -229,6 +229,14 @@ TEST_P(AttentionTest, BadShapesThrow) {
   EXPECT_THROW(attention(p, {}), Error);
   p.n_kv_head = 2;
   EXPECT_THROW(attention(p, {}), Error);  // q/out/pos missing
+  std::vector<float> q(48), out(48), kv(64);
+  const int32_t pos = 1;
+  p.q = q.data(), p.q_tok_stride = 48, p.q_head_stride = 8, p.out = out.data(), p.o_tok_stride = 48,
+  p.o_head_stride = 8, p.pos = &pos, p.k_head_offset = 8, p.v_head_offset = 8;
+  const KvBlock overlapping{.k = kv.data(), .v = kv.data(), .rows = 2, .k_stride = 8, .v_stride = 16};
+  EXPECT_THROW(attention(p, std::span(&overlapping, 1)), Error);  // 2 KV heads need 16 floats a row
+  const KvBlock ok{.k = kv.data(), .v = kv.data(), .rows = 2, .k_stride = 16, .v_stride = 16};
+  EXPECT_NO_THROW(attention(p, std::span(&ok, 1)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, AttentionTest, ::testing::Values(false, true),

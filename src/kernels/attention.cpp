@@ -266,6 +266,12 @@ void check_attention(const AttnParams& p, std::span<const KvBlock> blocks) {
   for (const KvBlock& b : blocks) {
     if (b.rows < 0 || b.pos0 < 0) fail("attention: block rows {} / pos0 {} negative", b.rows, b.pos0);
     if (b.rows > 0 && (!b.k || !b.v)) fail("attention: block of {} rows without k or v", b.rows);
+    // Rows must not overlap: a row holds every KV head's key (value) side by side.
+    const int64_t k_row = (p.n_kv_head - 1) * p.k_head_offset + p.dk;
+    const int64_t v_row = (p.n_kv_head - 1) * p.v_head_offset + p.dv;
+    if (b.rows > 1 && (b.k_stride < k_row || b.v_stride < v_row))
+      fail("attention: block row strides k {} / v {} shorter than a row ({} / {} floats)", b.k_stride,
+           b.v_stride, k_row, v_row);
   }
 }
 
