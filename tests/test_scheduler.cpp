@@ -24,6 +24,12 @@
 #include "runtime/kv_pool.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
+#include "kernels/matmul.h"
+
+// Equivalences of forms and of batching are algebraic: check them on the exact path (float32
+// activations). The 8-bit-activation default quantizes intermediate results differently per
+// form, and its kernels for one token and for many round differently (test_models_fast).
+[[maybe_unused]] static const bool kExactMatmul = (whale::set_matmul_precision(whale::MatmulPrecision::Exact), true);
 
 namespace whale {
 namespace {

@@ -340,8 +340,7 @@ void Deepseek2::swiglu_mlp(const SwiGlu& m, int64_t width, const float* xin, int
   const int64_t D = config().n_embd;
   float* a = Workspace::get(ws_.ffn_a, size_t(n * width));
   float* b = Workspace::get(ws_.ffn_b, size_t(n * width));
-  matmul(m.gate, xin, n, D, a, width);
-  matmul(m.up, xin, n, D, b, width);
+  matmul2(m.gate, a, width, m.up, b, width, xin, n, D);  // one pass over the activations
   swiglu(a, b, a, n * width);
   matmul(m.down, a, n, width, y, D);
 }

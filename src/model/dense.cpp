@@ -151,8 +151,7 @@ void Dense::forward_batch(std::span<const SeqBatch> seqs) {
     for (int64_t i = 0; i < n * D; ++i) x[i] += a[i];
 
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.ffn_norm.data(), xn + t * D, D, eps);
-    matmul(L.gate, xn, n, D, a, F);
-    matmul(L.up, xn, n, D, b, F);
+    matmul2(L.gate, a, F, L.up, b, F, xn, n, D);  // one pass over the activations
     swiglu(a, b, a, n * F);
     matmul(L.down, a, n, F, o, D);
     for (int64_t i = 0; i < n * D; ++i) x[i] += o[i];
