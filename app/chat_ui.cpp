@@ -13,13 +13,6 @@ namespace whale::app {
 namespace {
 std::atomic<bool> g_interrupt{false};
 
-bool prompt_opens_reasoning(const std::string& prompt) {
-  size_t end = prompt.find_last_not_of(" \t\r\n");
-  if (end == std::string::npos) return false;
-  const std::string open = "<think>";
-  return end + 1 >= open.size() && prompt.compare(end + 1 - open.size(), open.size(), open) == 0;
-}
-
 void on_sigint(int) { g_interrupt.store(true); }
 }  // namespace
 

@@ -6,6 +6,7 @@
 // token to the last token (prefill excluded), and the mean time to first token.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -25,6 +26,7 @@ struct BenchServeArgs {
   std::string model;
   std::vector<int64_t> parallel = {1, 4, 8};
   int64_t n_prompt = 16, n_gen = 64;
+  int64_t batch = 512;
   int threads = 0;
 };
 
@@ -47,7 +49,8 @@ void run_bench_serve(const BenchServeArgs& a) {
     double ttft_sum = 0;
     Clock::time_point all_first, last;
     Scheduler sched(*model, SchedulerOptions{.n_ctx = a.n_prompt + a.n_gen, .parallel = P,
-                                             .queue_max = 0, .prefill_chunk = 512});
+                                             .queue_max = 0, .prefill_chunk = 512,
+                                             .batch_tokens = std::max(a.batch, P)});
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < P; ++i) {
       GenRequest r;
@@ -95,6 +98,8 @@ void register_bench_serve(CLI::App& app) {
       ->delimiter(',')->capture_default_str();
   cmd->add_option("-p,--n-prompt", a->n_prompt, "prompt tokens per request")->capture_default_str();
   cmd->add_option("-n,--n-gen", a->n_gen, "generated tokens per request")->capture_default_str();
+  cmd->add_option("-b,--batch-size", a->batch, "most tokens per step (raised to --parallel when below)")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->callback([a] { run_bench_serve(*a); });
 }

@@ -59,8 +59,8 @@ void run_serve(ServeArgs a) {
     fmt::print(stderr, "whale serve: signal {}, stopping\n", sig);
     srv.stop();
   });
-  fmt::print(stderr, "whale serve: {} ({}) on http://{}:{} (ctx {}, parallel {}{})\n", a.model,
-             arch_name(model->config().arch), a.http.host, port, a.http.n_ctx, a.sched.parallel,
+  fmt::print(stderr, "whale serve: {} ({}) on http://{}:{} (ctx {}, parallel {}, batch {}{})\n", a.model,
+             arch_name(model->config().arch), a.http.host, port, a.http.n_ctx, a.sched.parallel, a.sched.batch_tokens,
              a.http.api_key.empty() ? "" : ", API key required");
   srv.run();
   // run() also returns if the listener fails; wake the stopper so it can be joined.
@@ -81,6 +81,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", a->http.n_ctx, "context size per request (prompt + answer)")->capture_default_str();
   cmd->add_option("--parallel", a->sched.parallel, "requests decoded together")->capture_default_str();
   cmd->add_option("--queue", a->sched.queue_max, "requests waiting beyond --parallel before 503")->capture_default_str();
+  cmd->add_option("-b,--batch-size", a->sched.batch_tokens,
+                  "most tokens one step computes over all requests (decodes first, then prompt chunks)")
+      ->capture_default_str();
   cmd->add_option("--kv-tokens", a->sched.kv_tokens, "paged KV-cache budget in tokens (0: parallel * ctx)");
   cmd->add_option("--api-key", a->http.api_key, "require 'Authorization: Bearer KEY'");
   cmd->add_option("--timeout", a->http.timeout_s, "seconds a client may take to send a request; longest I/O stall")

@@ -37,6 +37,22 @@ void expect_all_chunkings(bool start_in_reasoning, const std::string& text,
   EXPECT_EQ(d.content, content);
 }
 
+// Whether a rendered prompt leaves generation inside the reasoning (R1's template ends it with
+// "<think>\n"); the server and `whale chat` both pick the splitter's start state with it.
+TEST(Reasoning, PromptOpensReasoning) {
+  EXPECT_TRUE(prompt_opens_reasoning("<｜User｜>hi<｜Assistant｜><think>\n"));
+  EXPECT_TRUE(prompt_opens_reasoning("<think>"));
+  EXPECT_TRUE(prompt_opens_reasoning("x<think> \t\r\n\n"));
+  EXPECT_FALSE(prompt_opens_reasoning("<｜User｜>hi<｜Assistant｜>"));
+  EXPECT_FALSE(prompt_opens_reasoning("<think>done</think>\n"));
+  EXPECT_FALSE(prompt_opens_reasoning("<think>x"));
+  EXPECT_FALSE(prompt_opens_reasoning("think>"));
+  EXPECT_FALSE(prompt_opens_reasoning(""));
+  EXPECT_FALSE(prompt_opens_reasoning(" \n"));
+  EXPECT_TRUE(prompt_opens_reasoning("a<reason>\n", "<reason>"));
+  EXPECT_FALSE(prompt_opens_reasoning("a<think>\n", "<reason>"));
+}
+
 TEST(Reasoning, R1PromptStartsInsideThinking) {
   expect_all_chunkings(true, "Let me add 2 and 3.\n</think>\n\nThe answer is 5.",
                        "Let me add 2 and 3.\n", "The answer is 5.");

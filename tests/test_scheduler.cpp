@@ -307,8 +307,12 @@ class SchedulerFixture : public testing::TestWithParam<Param> {
 
 // Concurrent requests (more than the slots, small prefill chunks, a KV budget that cannot hold
 // them all at once) give exactly the tokens of sequential runs.
+// With a per-step budget of 6 tokens (4 slots), prompt chunks are cut short by the budget and
+// some prefilling requests sit out whole steps; the tokens stay the same.
 TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
   for (bool sampled : {false, true}) {
+   for (int64_t budget : {512, 6}) {
+    SCOPED_TRACE(testing::Message() << (sampled ? "sampled" : "greedy") << ", batch " << budget);
     const auto reqs = mixed_requests(sampled);
     const int64_t n_ctx = 128;
     std::vector<std::vector<int32_t>> want;
@@ -316,10 +320,14 @@ TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
     Collector col;
     {
       Scheduler s(*model_, SchedulerOptions{.n_ctx = n_ctx, .parallel = 4, .queue_max = 64,
-                                            .kv_tokens = 160, .prefill_chunk = 5, .kv_page_tokens = 8});
+                                            .kv_tokens = 160, .prefill_chunk = 5, .batch_tokens = budget,
+                                            .kv_page_tokens = 8});
       for (size_t i = 0; i < reqs.size(); ++i) ASSERT_NE(s.submit(reqs[i], col.callback(i)), 0u);
       ASSERT_TRUE(col.wait(reqs.size()));
       const SchedulerStats st = s.stats();
+      EXPECT_GT(st.steps, 0);
+      EXPECT_GE(st.max_step_tokens, std::min<int64_t>(budget, 5));
+      EXPECT_LE(st.max_step_tokens, budget);
       EXPECT_EQ(st.active, 0);
       EXPECT_EQ(st.queued, 0);
       EXPECT_EQ(st.kv_pages_used, 0);
@@ -340,7 +348,76 @@ TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
       total += o.generated;
     }
     EXPECT_GT(total, 0);
+   }
   }
+}
+
+// The per-step budget: a running decode keeps advancing while two long prompts arrive together
+// (without the budget both would be prefilled in one big step), no step computes more than the
+// budget, prompts are prefilled oldest first, and every request gives its sequential tokens.
+TEST_P(SchedulerFixture, StepBudgetKeepsDecodesMoving) {
+  const int32_t V = int32_t(model_->config().n_vocab);
+  const int64_t n_ctx = 256, budget = 16, long_prompt = 150;
+  GenRequest a;
+  a.prompt = make_prompt(11, 5, V);
+  a.max_tokens = 100;
+  a.sampling.temperature = 0;
+  std::vector<GenRequest> late(2);
+  for (size_t i = 0; i < late.size(); ++i) {
+    late[i].prompt = make_prompt(20 + i, size_t(long_prompt), V);
+    late[i].max_tokens = 4;
+    late[i].sampling.temperature = 0;
+  }
+  Collector col;
+  std::mutex mu;
+  int64_t a_tokens = 0, a_tokens_at_submit = -1;
+  std::vector<int64_t> a_tokens_at_first(late.size(), -1);
+  std::vector<size_t> first_order;
+  Scheduler s(*model_, SchedulerOptions{.n_ctx = n_ctx, .parallel = 4, .prefill_chunk = 256,
+                                        .batch_tokens = budget, .kv_page_tokens = 8});
+  std::vector<std::function<void(const GenEvent&)>> late_cb;
+  for (size_t i = 0; i < late.size(); ++i) {
+    auto cb = col.callback(1 + i);
+    late_cb.push_back([&, i, cb](const GenEvent& ev) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!ev.done && a_tokens_at_first[i] < 0) {
+          a_tokens_at_first[i] = a_tokens;
+          first_order.push_back(i);
+        }
+      }
+      cb(ev);
+    });
+  }
+  auto a_cb = col.callback(0);
+  // The long prompts are submitted from A's callback (between steps) once A decodes, so the
+  // count of A's tokens at that moment is exact.
+  ASSERT_NE(s.submit(a, [&](const GenEvent& ev) {
+    bool submit_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!ev.done) ++a_tokens;
+      if (!ev.done && a_tokens == 2) {
+        a_tokens_at_submit = a_tokens;
+        submit_now = true;
+      }
+    }
+    if (submit_now) {
+      for (size_t i = 0; i < late.size(); ++i) EXPECT_NE(s.submit(late[i], late_cb[i]), 0u);
+    }
+    a_cb(ev);
+  }), 0u);
+  ASSERT_TRUE(col.wait(3));
+  const SchedulerStats st = s.stats();
+  EXPECT_EQ(st.max_step_tokens, budget);  // the budget was used in full, never exceeded
+  ASSERT_EQ(a_tokens_at_submit, 2);
+  // The first long prompt needs ceil(150 / (16 - 1)) = 10 steps; A decodes in each of them.
+  EXPECT_GE(a_tokens_at_first[0] - a_tokens_at_submit, long_prompt / budget);
+  ASSERT_EQ(first_order.size(), 2u);
+  EXPECT_EQ(first_order[0], 0u);  // oldest prompt first
+  EXPECT_EQ(col.get(0).tokens, sequential(*model_, a, n_ctx));
+  for (size_t i = 0; i < late.size(); ++i)
+    EXPECT_EQ(col.get(1 + i).tokens, sequential(*model_, late[i], n_ctx)) << "late request " << i;
 }
 
 // A stop token ends the request without being reported; a full context ends it as "length".
@@ -538,6 +615,7 @@ TEST_P(SchedulerFixture, BadRequestsThrow) {
   EXPECT_NE(tiny.submit(r, nullptr), 0u);
   EXPECT_THROW({ Scheduler bad(*model_, SchedulerOptions{.parallel = 0}); }, Error);
   EXPECT_THROW({ Scheduler bad(*model_, SchedulerOptions{.prefill_chunk = 0}); }, Error);
+  EXPECT_THROW({ Scheduler bad(*model_, SchedulerOptions{.parallel = 8, .batch_tokens = 4}); }, Error);
 }
 
 // Destroying the scheduler with requests running and queued ends each with one final event.

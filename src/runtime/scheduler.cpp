@@ -1,8 +1,9 @@
 // Continuous batching. One loop thread owns the model; each step it
 //   1. admits queued requests into free slots while the KV pool can promise them their worst
 //      case (prompt + max_tokens, capped at n_ctx) — after reusing cached prefix pages;
-//   2. builds one batch: the pending token of every decoding request plus a chunk of up to
-//      prefill_chunk prompt tokens of every request still prefilling;
+//   2. builds one batch within the per-step token budget (batch_tokens): first the pending
+//      token of every decoding request, then chunks of up to prefill_chunk prompt tokens of the
+//      requests still prefilling, oldest admission first, until the budget is spent;
 //   3. runs Model::forward_batch once, samples each request with its own Sampler, registers
 //      newly filled pages in the prefix cache, and delivers the events (outside the lock).
 // Pages are promised at admission and allocated as positions are reached, so a running request
@@ -71,6 +72,7 @@ struct Scheduler::Impl {
   int64_t promised_total = 0;         // sum of `promised` over active requests
   // stats
   int64_t requests_total = 0, tokens_generated = 0, prompt_tokens = 0, cached_tokens = 0;
+  int64_t steps = 0, max_step_tokens = 0;
   struct StepRecord {
     Clock::time_point begin, end;
     int64_t tokens;
@@ -100,6 +102,9 @@ SchedulerOptions checked(SchedulerOptions o) {
   if (o.prefill_chunk < 1) fail("scheduler: prefill_chunk must be at least 1, got {}", o.prefill_chunk);
   if (o.kv_page_tokens < 1) fail("scheduler: kv_page_tokens must be at least 1, got {}", o.kv_page_tokens);
   if (o.kv_tokens < 0) fail("scheduler: kv_tokens must not be negative, got {}", o.kv_tokens);
+  if (o.batch_tokens < o.parallel)
+    fail("scheduler: the batch of {} tokens cannot hold one decode token for each of {} slots "
+         "(batch size must be at least parallel)", o.batch_tokens, o.parallel);
   if (o.kv_tokens == 0) o.kv_tokens = o.parallel * o.n_ctx;
   return o;
 }
@@ -232,17 +237,33 @@ void Scheduler::Impl::step(std::unique_lock<std::mutex>& lock) {
     std::vector<int32_t> pos;
   };
   std::vector<Item> items;
-  for (const RequestPtr& rp : active) {
+  int64_t budget = opts.batch_tokens;
+  auto take = [&](const RequestPtr& rp, int64_t count) {
     Request& r = *rp;
-    const int64_t todo = int64_t(r.tokens.size()) - r.n_kv;
-    WHALE_ASSERT(todo >= 1);
-    const int64_t count = std::min(todo, opts.prefill_chunk);
     ensure_pages(r, r.n_kv + count);
     Item it{rp, r.n_kv, count, {}};
     for (int64_t p = r.n_kv; p < r.n_kv + count; ++p) it.pos.push_back(int32_t(p));
     r.in_flight = true;
+    budget -= count;
     items.push_back(std::move(it));
+  };
+  // Decodes first: at most `parallel` of them, and the budget holds that many (checked).
+  for (const RequestPtr& rp : active)
+    if (rp->n_kv >= rp->prompt_len) {
+      WHALE_ASSERT(int64_t(rp->tokens.size()) - rp->n_kv == 1);
+      take(rp, 1);
+    }
+  // Then prompt chunks in admission order (`active` keeps it), so the oldest prompt always
+  // advances and none starves; later ones wait for budget left over.
+  for (const RequestPtr& rp : active) {
+    if (budget <= 0) break;
+    if (rp->n_kv >= rp->prompt_len) continue;
+    const int64_t todo = int64_t(rp->tokens.size()) - rp->n_kv;
+    take(rp, std::min({todo, opts.prefill_chunk, budget}));
   }
+  WHALE_ASSERT(!items.empty() && budget >= 0);
+  ++steps;
+  max_step_tokens = std::max(max_step_tokens, opts.batch_tokens - budget);
   std::vector<SeqBatch> seqs;
   for (Item& it : items) {
     Request& r = *it.r;
@@ -400,6 +421,8 @@ SchedulerStats Scheduler::stats() const {
   st.kv_pages_cached = s.pool.n_cached();
   st.kv_pages_total = s.pool.n_pages();
   st.kv_page_tokens = s.pool.page_tokens();
+  st.steps = s.steps;
+  st.max_step_tokens = s.max_step_tokens;
   // Sampled tokens over the steps of the last few seconds (0 once the scheduler is idle).
   const auto horizon = Clock::now() - std::chrono::duration_cast<Clock::duration>(
                                           std::chrono::duration<double>(kRateWindowSeconds));

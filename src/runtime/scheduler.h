@@ -25,6 +25,11 @@ struct SchedulerOptions {
   int64_t queue_max = 64;      // waiting requests beyond the slots; submit fails when full
   int64_t kv_tokens = 0;       // total paged-KV budget in tokens (0: parallel * n_ctx)
   int64_t prefill_chunk = 256; // prompt tokens per step per request
+  // Tokens per step over all requests (llama-server's -b, vLLM's max_num_batched_tokens): the
+  // decode tokens of running requests come first, then prefill chunks in admission order until
+  // the budget is spent, so long prompts arriving together cannot make one huge step that
+  // stalls every decode. Must hold one decode token per slot (>= parallel).
+  int64_t batch_tokens = 512;
   int64_t kv_page_tokens = 16; // positions per KV page (the unit of sharing and allocation)
 };
 
@@ -50,6 +55,8 @@ struct SchedulerStats {
   int64_t kv_pages_used = 0, kv_pages_total = 0, kv_page_tokens = 0;
   int64_t kv_pages_cached = 0;  // pages in the prefix cache (referenced or idle)
   double decode_tokens_per_s = 0;  // recent aggregate
+  int64_t steps = 0;              // batched forwards run so far
+  int64_t max_step_tokens = 0;    // most tokens any one step computed (never above batch_tokens)
 };
 
 class Scheduler {

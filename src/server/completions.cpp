@@ -11,20 +11,13 @@
 #include "server/openai_protocol.h"
 #include "server/openai_responses.h"
 #include "server/sse.h"
+#include "text/reasoning.h"
 
 namespace whale::server {
 
 namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(50);  // how often a stream checks its client
-
-// R1's template ends the prompt with "<think>\n": generation starts inside the reasoning.
-bool prompt_opens_reasoning(const std::string& prompt) {
-  const size_t end = prompt.find_last_not_of(" \t\r\n");
-  if (end == std::string::npos) return false;
-  const std::string_view open = "<think>";
-  return end + 1 >= open.size() && std::string_view(prompt).substr(end + 1 - open.size(), open.size()) == open;
-}
 
 GenRequest make_request(std::vector<int32_t> prompt, const CompletionOptions& o, int64_t n_ctx,
                         const std::vector<int32_t>& stop_tokens, const char* prompt_param) {

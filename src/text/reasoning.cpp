@@ -13,6 +13,12 @@ size_t partial_tag_suffix(std::string_view s, std::string_view tag) {
 }
 }  // namespace
 
+bool prompt_opens_reasoning(std::string_view prompt, std::string_view open_tag) {
+  const size_t end = prompt.find_last_not_of(" \t\r\n");
+  if (end == std::string_view::npos || open_tag.empty()) return false;
+  return prompt.substr(0, end + 1).ends_with(open_tag);
+}
+
 ReasoningSplitter::ReasoningSplitter(bool starts_in_reasoning, std::string open_tag,
                                      std::string close_tag)
     : open_(std::move(open_tag)),

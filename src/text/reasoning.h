@@ -12,6 +12,10 @@
 
 namespace whale {
 
+// True when a rendered prompt ends (trailing whitespace aside) with the open tag: R1's template
+// ends it with "<think>\n", so generation starts inside the reasoning.
+bool prompt_opens_reasoning(std::string_view prompt, std::string_view open_tag = "<think>");
+
 struct ReasoningDelta {
   std::string reasoning;
   std::string content;
