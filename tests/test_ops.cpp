@@ -992,6 +992,37 @@ TEST(Sampler, FrequenciesFollowTemperatureSoftmax) {
   }
 }
 
+// A nucleus wider than the first sorted chunk of candidates (the sampler sorts only as many of
+// the best tokens as top-p needs, growing that prefix): draws stay inside the reference nucleus
+// (full sort, cumulative softmax) and reach well past its first 64 tokens.
+TEST(Sampler, WideNucleusOverLargeVocabulary) {
+  Rng rng(13);
+  const auto logits = rng.normals(5000, 0.5f);
+  const float top_p = 0.5f;
+  const auto p = softmax_ref(logits);
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  std::vector<bool> in_nucleus(p.size(), false);
+  double cum = 0;
+  size_t keep = 0;
+  while (cum < top_p) {
+    in_nucleus[order[keep]] = true;
+    cum += p[order[keep++]];
+  }
+  ASSERT_GT(keep, 512u);  // beyond two growth steps of the sorted prefix
+  Sampler s({1.0f, 0, top_p, 5});
+  const auto c = histogram(s, logits, 4000);
+  size_t distinct = 0, outside = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    distinct += c[i] > 0;
+    // A token right at the boundary may fall either way by rounding; nothing beyond it may.
+    if (c[i] > 0 && !in_nucleus[i] && i != order[keep]) ++outside;
+  }
+  EXPECT_EQ(outside, 0u);
+  EXPECT_GT(distinct, keep / 2);
+}
+
 // ---- matmul ------------------------------------------------------------------------------
 
 // Independent scalar decoders for the plain types.

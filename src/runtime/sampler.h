@@ -21,10 +21,16 @@ class Sampler {
   int32_t sample(const float* logits, int64_t n_vocab);
 
  private:
+  int32_t sample_top_k(const float* logits, int64_t n);
+  int32_t sample_whole_vocab(const float* logits, int64_t n);
+  int32_t draw_sorted(size_t keep, double sum);
+
   SamplerParams p_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> cand_;  // reused across calls
-  std::vector<double> probs_;
+  // Reused across calls (sampling allocates nothing once they have grown).
+  std::vector<std::pair<float, int32_t>> cand_;  // (logit, id), best first where sorted
+  std::vector<double> probs_;                    // unnormalised, parallel to cand_ (top-k path)
+  std::vector<float> weights_;                   // unnormalised, by token id (whole-vocab path)
 };
 
 int32_t argmax_lowest(const float* logits, int64_t n);
