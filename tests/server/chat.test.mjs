@@ -5,7 +5,10 @@ import assert from "node:assert/strict";
 import { startServer, promptTokens, splitReasoning, MODEL } from "./harness.mjs";
 
 let srv, client;
-before(async () => { srv = await startServer([], { parallel: 4 }); client = srv.client(); });
+// A per-step budget of 8 tokens (-b): every prompt here is prefilled in budget-sized chunks
+// beside the other requests' decodes, so all the equalities below hold across that too.
+const BATCH = 8;
+before(async () => { srv = await startServer(["-b", String(BATCH)], { parallel: 4 }); client = srv.client(); });
 after(async () => { assert.equal(await srv.stop(), 0, "server exits cleanly on SIGTERM"); });
 
 const msgs = (text) => [{ role: "system", content: "You are terse." }, { role: "user", content: text }];
@@ -40,7 +43,8 @@ test("models, health and the metrics endpoint", async () => {
   assert.deepEqual(await h.json(), { status: "ok" });
   const m = await (await fetch(srv.base + "/metrics")).text();
   for (const name of ["whale_http_requests_total", "whale_requests_queued", "whale_requests_active",
-                      "whale_decode_tokens_per_second", "whale_kv_cache_usage_ratio", "whale_completion_tokens_total"])
+                      "whale_decode_tokens_per_second", "whale_kv_cache_usage_ratio", "whale_completion_tokens_total",
+                      "whale_scheduler_steps_total", "whale_scheduler_max_step_tokens"])
     assert.match(m, new RegExp("^" + name, "m"), name);
 });
 
@@ -200,4 +204,11 @@ test("the server logs one line per request", () => {
   const lines = srv.log().split("\n").filter((l) => /^whale serve: \S+ (GET|POST) /.test(l));
   assert.ok(lines.length >= 20, `got ${lines.length} request lines`);
   assert.ok(lines.some((l) => /POST \/v1\/chat\/completions 200 .* ms prompt=\d+ cached=\d+ completion=\d+ finish=/.test(l)));
+});
+
+test("no scheduler step computed more tokens than --batch-size", async () => {
+  const m = await (await fetch(srv.base + "/metrics")).text();
+  const max = Number(m.match(/^whale_scheduler_max_step_tokens (\d+)$/m)[1]);
+  assert.ok(max > 0 && max <= BATCH, `max step tokens ${max}`);
+  assert.equal(max, BATCH, "the long prompts filled whole steps");
 });
