@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <cerrno>
 #include <cstring>
@@ -205,7 +206,15 @@ bool GuardedServer::wait_idle(int sock) const {
   return false;
 }
 
+void GuardedServer::set_listen_backlog(int n) {
+  if (svr_sock_ != INVALID_SOCKET) ::listen(svr_sock_, n);
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
+  // Streamed tokens are small writes (an SSE event, split further by chunked encoding): with
+  // Nagle's algorithm each one after the first waits for the client's (delayed) ACK, up to 40 ms.
+  const int one = 1;
+  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   DeadlineStream strm(sock, limits_);
   bool ok = true;
   for (size_t n = 0; n < limits_.keep_alive_max && svr_sock_ != INVALID_SOCKET; ++n) {

@@ -35,6 +35,11 @@ class GuardedServer : public httplib::Server {
   // Told about requests the guard answers itself (408, 431), which never reach the logger.
   std::function<void(int status, const std::string& remote_addr)> on_rejected;
 
+  // After bind: lets `n` connections wait for accept(). The library listens with a backlog of
+  // 5, so a burst of clients connecting at once (a load test's start) lost SYNs and waited for
+  // the kernel's 1 s retransmit. Linux takes a second listen() as a new backlog.
+  void set_listen_backlog(int n);
+
   // Called by handlers on their own thread.
   static void request_read_done();        // the request is in: lift the request deadline
   static void close_after_response(httplib::Response& res);  // says so in the response too

@@ -236,6 +236,7 @@ int HttpServer::bind() {
   } else if (!impl_->http.bind_to_port(o.host, o.port)) {
     fail("cannot listen on {}:{} (in use, or not a local address)", o.host, o.port);
   }
+  impl_->http.set_listen_backlog(512);
   return o.port;
 }
 
