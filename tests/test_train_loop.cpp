@@ -298,6 +298,23 @@ TEST(Trainer, LowersTheLossOfAMockModel) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 121);
 }
 
+namespace {
+
+// The first four columns (step and the losses) of every line of a log.csv.
+std::vector<std::string> loss_columns(const std::string& csv) {
+  std::vector<std::string> rows;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t cut = 0;
+    for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
+    rows.push_back(line.substr(0, cut));
+  }
+  return rows;
+}
+
+}  // namespace
+
 TEST(Trainer, ResumeReproducesTheLossSequenceBitForBit) {
   const int64_t V = 16;
   const TokenDataset data = mock_data(V, 1000);  // several epochs: the permutation must resume too
@@ -328,19 +345,8 @@ TEST(Trainer, ResumeReproducesTheLossSequenceBitForBit) {
     EXPECT_EQ(std::memcmp(&resumed[i], &reference[i], sizeof(double)), 0)
         << "step " << i + 1 << ": " << resumed[i] << " vs " << reference[i];
   // The CSV of the resumed run equals the uninterrupted one in every loss column.
-  auto losses_of = [](const std::string& csv) {
-    std::vector<std::string> rows;
-    std::istringstream in(csv);
-    std::string line;
-    while (std::getline(in, line)) {
-      size_t cut = 0;
-      for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
-      rows.push_back(line.substr(0, cut));
-    }
-    return rows;
-  };
-  EXPECT_EQ(losses_of(test::read_text(cut.path + "/log.csv")),
-            losses_of(test::read_text(full.path + "/log.csv")));
+  EXPECT_EQ(loss_columns(test::read_text(cut.path + "/log.csv")),
+            loss_columns(test::read_text(full.path + "/log.csv")));
 }
 
 TEST(Trainer, RejectsACheckpointOfAnotherModel) {
@@ -574,6 +580,9 @@ TEST(GgufExport, ExportedModelGivesTheSameLogitsAsTheHfFolder) {
     fs::create_directories(out.path);
     const std::string gguf = out.path + "/model.gguf";
     export_gguf(cfg, params, gguf, GgufExportOptions{.model_name = "test", .tokenizer_dir = ""});
+    // The trained context length reaches the file (llama.cpp reads n_ctx_train from it).
+    ASSERT_GT(cfg.n_ctx_train, 0) << folder;
+    EXPECT_EQ(load_model(gguf)->config().n_ctx_train, cfg.n_ctx_train) << folder;
 
     const std::vector<int32_t> tokens = {5, 77, 200, 3, 19, 255, 0, 128};
     std::vector<int32_t> pos(tokens.size());
@@ -625,18 +634,6 @@ std::pair<int, std::string> sh(const std::string& cmd) {
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   const int st = ::pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-std::vector<std::string> loss_columns(const std::string& csv) {
-  std::vector<std::string> rows;
-  std::istringstream in(csv);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t cut = 0;
-    for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
-    rows.push_back(line.substr(0, cut));
-  }
-  return rows;
 }
 
 }  // namespace
