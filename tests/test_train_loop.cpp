@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "fixtures.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "train/load_balance.h"
 #include "text/bpe_trainer.h"
@@ -606,6 +607,30 @@ TEST(GgufExport, ExportedModelGivesTheSameLogitsAsTheHfFolder) {
       mx = std::max(mx, std::fabs(want[i])), err = std::max(err, std::fabs(want[i] - got[i]));
     std::printf("%s: GGUF export vs HF folder, worst logit difference %.3g (largest logit %.3g)\n", folder, err, mx);
     EXPECT_LE(err, 1e-5f * mx) << folder;
+
+    // The MTP block travels in llama.cpp's next-n layout and the main forward ignores it: the
+    // same logits, bit for bit, as a file without it.
+    const std::string plain = out.path + "/no-mtp.gguf";
+    export_gguf(cfg, params, plain, GgufExportOptions{.model_name = "test", .tokenizer_dir = "", .mtp = false});
+    EXPECT_EQ(logits(plain), got) << folder;
+    const GgufFile with(gguf), without(plain);
+    const std::string nextn = fmt::format("blk.{}.nextn.", cfg.n_layer);
+    EXPECT_EQ(with.get_int("deepseek2.nextn_predict_layers").value_or(0), cfg.n_mtp_layers) << folder;
+    EXPECT_EQ(with.get_int("deepseek2.block_count").value_or(0), cfg.n_layer + cfg.n_mtp_layers) << folder;
+    EXPECT_EQ(without.get_int("deepseek2.block_count").value_or(0), cfg.n_layer) << folder;
+    for (const char* t : {"eh_proj.weight", "enorm.weight", "hnorm.weight", "shared_head_norm.weight"})
+      EXPECT_EQ(with.find_tensor(nextn + t) != nullptr, cfg.n_mtp_layers > 0) << folder << " " << t;
+    EXPECT_EQ(with.find_tensor(fmt::format("blk.{}.ffn_gate_exps.weight", cfg.n_layer)) != nullptr,
+              cfg.n_mtp_layers > 0) << folder;
+    EXPECT_EQ(without.find_tensor(nextn + "eh_proj.weight"), nullptr) << folder;
+    if (cfg.n_mtp_layers > 0) {  // the values are the trained MTP weights
+      const TensorRef* eh = with.find_tensor(nextn + "eh_proj.weight");
+      ASSERT_NE(eh, nullptr);
+      const auto st = read_st(dir + "/model.safetensors");
+      const std::vector<float>& want_eh = st.at(fmt::format("model.layers.{}.eh_proj.weight", cfg.n_layer)).second;
+      ASSERT_EQ(eh->nbytes, want_eh.size() * 4);
+      EXPECT_EQ(std::memcmp(eh->data, want_eh.data(), eh->nbytes), 0);
+    }
   }
 }
 
