@@ -37,9 +37,60 @@ void mlp_backward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, cons
   linear_backward(db.data(), x, m, D, w.up.v, F, dx, w.up.g);
 }
 
+namespace {
+
+// L_bal of moe_forward's comment, from the scores and choices in c; keeps f for the backward.
+template <typename T>
+void sequence_balance_loss(const ModelConfig& cfg, int64_t n, int64_t seq_len, double alpha,
+                           MoeCache<T>& c) {
+  c.aux_alpha = alpha, c.aux_loss = 0, c.aux_f.clear();
+  if (alpha == 0) return;
+  if (!(alpha > 0)) fail("seq_aux_alpha must be >= 0, not {}", alpha);
+  const int64_t E = cfg.n_expert, K = cfg.n_expert_used, T_s = seq_len > 0 ? seq_len : n;
+  if (n % T_s != 0) fail("MoE: {} tokens are not whole sequences of {}", n, T_s);
+  const int64_t n_seq = n / T_s;
+  c.aux_seq_len = T_s;
+  c.aux_f.assign(size_t(n_seq * E), T(0));
+  double total = 0;
+  for (int64_t b = 0; b < n_seq; ++b) {
+    T* f = c.aux_f.data() + b * E;
+    std::vector<double> P(size_t(E), 0.0);
+    for (int64_t t = b * T_s; t < (b + 1) * T_s; ++t) {
+      for (int64_t k = 0; k < K; ++k) f[c.chosen[size_t(t * K + k)]] += T(1);
+      const T* s = c.scores.data() + t * E;
+      double sum = 0;
+      for (int64_t e = 0; e < E; ++e) sum += double(s[e]);
+      for (int64_t e = 0; e < E; ++e) P[size_t(e)] += double(s[e]) / sum;
+    }
+    double seq = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      f[e] *= T(double(E) / double(K * T_s));
+      seq += double(f[e]) * P[size_t(e)] / double(T_s);
+    }
+    total += seq;
+  }
+  c.aux_loss = alpha * total / double(n_seq);
+}
+
+// Adds d L_bal / d s_{·,t} into dp: with g_i = α / n_seq · f_i / T and s' = s / Σ s,
+// d/ds_j = (g_j - Σ_i g_i s'_i) / Σ s.
+template <typename T>
+void add_balance_grad(const MoeCache<T>& c, int64_t E, int64_t n, int64_t t, T* dp) {
+  const int64_t T_s = c.aux_seq_len, n_seq = n / T_s;
+  const T* f = c.aux_f.data() + (t / T_s) * E;
+  const T* s = c.scores.data() + t * E;
+  const T coef = T(c.aux_alpha / double(n_seq * T_s));
+  T sum = 0, dot = 0;
+  for (int64_t e = 0; e < E; ++e) sum += s[e];
+  for (int64_t e = 0; e < E; ++e) dot += coef * f[e] * s[e] / sum;
+  for (int64_t e = 0; e < E; ++e) dp[e] += (coef * f[e] - dot) / sum;
+}
+
+}  // namespace
+
 template <typename T>
 void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n, T* y,
-                 MoeCache<T>& c) {
+                 MoeCache<T>& c, int64_t seq_len, double seq_aux_alpha) {
   const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
   std::vector<T> logits(size_t(n * E));
   linear_forward(xn, n, D, w.router.v, E, logits.data());
@@ -73,6 +124,8 @@ void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, in
       c.members[size_t(ch[k])].push_back(t * K + k);
     }
   }
+
+  sequence_balance_loss(cfg, n, seq_len, seq_aux_alpha, c);
 
   std::fill(y, y + n * D, T(0));
   c.loads.assign(size_t(E), 0);
@@ -155,6 +208,7 @@ void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, i
     } else {
       for (int64_t k = 0; k < K; ++k) dp[size_t(ch[k])] += scale * dw[k];
     }
+    if (c.aux_alpha > 0) add_balance_grad(c, E, n, t, dp.data());
     T* dl = dlogits.data() + t * E;
     if (cfg.scoring == ScoringFunc::Softmax) {
       softmax_backward(p, dp.data(), dl, E);
@@ -171,7 +225,7 @@ void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, i
   template void mlp_backward<T>(const MlpWeights<T>&, int64_t, const T*, int64_t, const T*,     \
                                 const MlpCache<T>&, T*);                                        \
   template void moe_forward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t, T*, \
-                               MoeCache<T>&);                                                   \
+                               MoeCache<T>&, int64_t, double);                                  \
   template void moe_backward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t,    \
                                 const T*, const MoeCache<T>&, T*);
 
