@@ -386,13 +386,16 @@ double cross_entropy_forward_backward(T* logits, const int32_t* labels, int64_t 
     for (int64_t r = b; r < e; ++r) {
       T* z = logits + r * V;
       const T mx = *std::max_element(z, z + V);
-      // exp in T (expf for training), sums in double
+      row_loss[size_t(r)] = double(mx) - double(z[labels[r]]);
+      // exp in T (expf for training), once per logit (kept in place), sums in double
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += double(std::exp(z[v] - mx));
-      const double log_sum = std::log(sum);
-      row_loss[size_t(r)] = double(mx) + log_sum - double(z[labels[r]]);
-      const T shift = mx + T(log_sum), c = T(coef);
-      for (int64_t v = 0; v < V; ++v) z[v] = c * std::exp(z[v] - shift);
+      for (int64_t v = 0; v < V; ++v) {
+        z[v] = std::exp(z[v] - mx);
+        sum += double(z[v]);
+      }
+      row_loss[size_t(r)] += std::log(sum);
+      const T c = T(coef), scale = T(coef / sum);
+      for (int64_t v = 0; v < V; ++v) z[v] *= scale;
       z[labels[r]] -= c;
     }
   });
