@@ -89,6 +89,37 @@ TEST(TrainOps, LinearBackward) {
   expect_fd("linear dW", W, dW, f);
 }
 
+// The parallel gemm path (packed Wᵀ in the forward, in-place operands in the backward, edge
+// panels of fewer than 6 rows / 16 columns) against naive sums, in float and double.
+TEST(TrainOps, LinearMatchesNaiveOnParallelShapes) {
+  std::mt19937_64 rng(3);
+  for (auto [n, in, out] : {std::tuple{70, 300, 130}, {65, 257, 129}, {256, 128, 16}}) {
+    const Vec X = random_vec(size_t(n * in), rng), W = random_vec(size_t(out * in), rng);
+    const Vec dY = random_vec(size_t(n * out), rng);
+    Vec Y(size_t(n * out)), dX(size_t(n * in), 0.0), dW(size_t(out * in), 0.0);
+    linear_forward(X.data(), n, in, W.data(), out, Y.data());
+    linear_backward(dY.data(), X.data(), n, in, W.data(), out, dX.data(), dW.data());
+    auto f32 = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+    std::vector<float> Xf = f32(X), Wf = f32(W), dYf = f32(dY), Yf(Y.size()), dXf(dX.size(), 0.f),
+                       dWf(dW.size(), 0.f);
+    linear_forward(Xf.data(), n, in, Wf.data(), out, Yf.data());
+    linear_backward(dYf.data(), Xf.data(), n, in, Wf.data(), out, dXf.data(), dWf.data());
+    auto check = [&](const char* what, int64_t rows, int64_t cols, int64_t K, const Vec& got,
+                     const std::vector<float>& gotf, auto&& term) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += term(i, j, k);
+          ASSERT_NEAR(got[size_t(i * cols + j)], s, 1e-10) << what << " " << i << "," << j;
+          ASSERT_NEAR(gotf[size_t(i * cols + j)], s, 1e-4 * (1 + std::sqrt(double(K)))) << what;
+        }
+    };
+    check("Y", n, out, in, Y, Yf, [&](int64_t t, int64_t o, int64_t k) { return X[size_t(t * in + k)] * W[size_t(o * in + k)]; });
+    check("dX", n, in, out, dX, dXf, [&](int64_t t, int64_t i, int64_t o) { return dY[size_t(t * out + o)] * W[size_t(o * in + i)]; });
+    check("dW", out, in, n, dW, dWf, [&](int64_t o, int64_t i, int64_t t) { return dY[size_t(t * out + o)] * X[size_t(t * in + i)]; });
+  }
+}
+
 TEST(TrainOps, RmsnormBackward) {
   std::mt19937_64 rng(3);
   const int64_t n = 3, dim = 7;
