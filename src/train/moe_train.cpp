@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "model/moe_routing.h"
 #include "train/block_train.h"
 #include "train/ops_backward.h"
@@ -132,20 +133,30 @@ void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, in
   c.xg.assign(size_t(E), {});
   c.ye.assign(size_t(E), {});
   c.expert_cache.assign(size_t(E), {});
+  for (int64_t e = 0; e < E; ++e) c.loads[size_t(e)] = int64_t(c.members[size_t(e)].size());
+  // One expert per task: each expert's products are small (its ~n·K/E rows), so running them
+  // whole on one thread beats splitting each across the pool with a barrier per product.
+  // The arithmetic per expert is the same either way (bit-identical results).
+  ThreadPool::global().parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const auto& mem = c.members[size_t(e)];
+      const int64_t m = int64_t(mem.size());
+      if (m == 0) continue;
+      auto& xg = c.xg[size_t(e)];
+      auto& ye = c.ye[size_t(e)];
+      xg.resize(size_t(m * D));
+      ye.assign(size_t(m * D), T(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t t = mem[size_t(i)] / K;
+        std::copy(xn + t * D, xn + (t + 1) * D, xg.begin() + i * D);
+      }
+      mlp_forward(w.experts[size_t(e)], D, xg.data(), m, ye.data(), c.expert_cache[size_t(e)]);
+    }
+  });
   for (int64_t e = 0; e < E; ++e) {
     const auto& mem = c.members[size_t(e)];
     const int64_t m = int64_t(mem.size());
-    c.loads[size_t(e)] = m;
-    if (m == 0) continue;
-    auto& xg = c.xg[size_t(e)];
-    auto& ye = c.ye[size_t(e)];
-    xg.resize(size_t(m * D));
-    ye.assign(size_t(m * D), T(0));
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t t = mem[size_t(i)] / K;
-      std::copy(xn + t * D, xn + (t + 1) * D, xg.begin() + i * D);
-    }
-    mlp_forward(w.experts[size_t(e)], D, xg.data(), m, ye.data(), c.expert_cache[size_t(e)]);
+    const auto& ye = c.ye[size_t(e)];
     for (int64_t i = 0; i < m; ++i) {
       const int64_t t = mem[size_t(i)] / K;
       const T wk = c.weights[size_t(mem[size_t(i)])];
@@ -163,25 +174,35 @@ template <typename T>
 void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n,
                   const T* dy, const MoeCache<T>& c, T* dxn) {
   const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
-  std::vector<T> dweights(size_t(n * K), T(0));
+  std::vector<T> dweights(size_t(n * K), T(0));  // slot t*K + k: written by one expert only
+  std::vector<std::vector<T>> dxg_of(static_cast<size_t>(E));
+  ThreadPool::global().parallel_for(E, 1, [&](int64_t e0, int64_t e1) {  // see moe_forward
+    for (int64_t e = e0; e < e1; ++e) {
+      const auto& mem = c.members[size_t(e)];
+      const int64_t m = int64_t(mem.size());
+      if (m == 0) continue;
+      const auto& ye = c.ye[size_t(e)];
+      std::vector<T> dye(size_t(m * D));
+      std::vector<T>& dxg = dxg_of[size_t(e)];
+      dxg.assign(size_t(m * D), T(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t slot = mem[size_t(i)], t = slot / K;
+        const T wk = c.weights[size_t(slot)];
+        double dot = 0;
+        for (int64_t j = 0; j < D; ++j) {
+          dot += double(dy[t * D + j]) * double(ye[size_t(i * D + j)]);
+          dye[size_t(i * D + j)] = wk * dy[t * D + j];
+        }
+        dweights[size_t(slot)] = T(dot);
+      }
+      mlp_backward(w.experts[size_t(e)], D, c.xg[size_t(e)].data(), m, dye.data(),
+                   c.expert_cache[size_t(e)], dxg.data());
+    }
+  });
   for (int64_t e = 0; e < E; ++e) {
     const auto& mem = c.members[size_t(e)];
     const int64_t m = int64_t(mem.size());
-    if (m == 0) continue;
-    const auto& ye = c.ye[size_t(e)];
-    std::vector<T> dye(size_t(m * D)), dxg(size_t(m * D), T(0));
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t slot = mem[size_t(i)], t = slot / K;
-      const T wk = c.weights[size_t(slot)];
-      double dot = 0;
-      for (int64_t j = 0; j < D; ++j) {
-        dot += double(dy[t * D + j]) * double(ye[size_t(i * D + j)]);
-        dye[size_t(i * D + j)] = wk * dy[t * D + j];
-      }
-      dweights[size_t(slot)] = T(dot);
-    }
-    mlp_backward(w.experts[size_t(e)], D, c.xg[size_t(e)].data(), m, dye.data(),
-                 c.expert_cache[size_t(e)], dxg.data());
+    const std::vector<T>& dxg = dxg_of[size_t(e)];
     for (int64_t i = 0; i < m; ++i) {
       const int64_t t = mem[size_t(i)] / K;
       for (int64_t j = 0; j < D; ++j) dxn[t * D + j] += dxg[size_t(i * D + j)];
