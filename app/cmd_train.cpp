@@ -5,6 +5,7 @@
 //     "config": { Hugging Face DeepseekV3/V2 config.json keys },   the model
 //     "batch": 4, "seq": 256,                 sequences × tokens per step
 //     "lambda_mtp": 0.3,                      weight of the MTP loss
+//     "seq_aux_alpha": 0,                     α of the sequence-wise balance loss (0: off)
 //     "adamw": {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1},
 //     "clip_norm": 1.0, "steps": 1000, "warmup": 100, "min_lr_ratio": 0.1,
 //     "gamma": 0.001,                         auxiliary-loss-free balancing speed
@@ -64,6 +65,7 @@ train::TrainerOptions read_options(const json& j, const std::string& path) {
   o.batch = get<int64_t>(j, "batch", o.batch, path);
   o.seq = get<int64_t>(j, "seq", o.seq, path);
   o.mtp_lambda = get<float>(j, "lambda_mtp", o.mtp_lambda, path);
+  o.seq_aux_alpha = get<double>(j, "seq_aux_alpha", o.seq_aux_alpha, path);
   if (j.contains("adamw")) {
     const json& a = j["adamw"];
     if (!a.is_object()) fail("{}: 'adamw' should be an object", path);

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "fixtures.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "train/load_balance.h"
 #include "text/bpe_trainer.h"
@@ -298,6 +299,23 @@ TEST(Trainer, LowersTheLossOfAMockModel) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 121);
 }
 
+namespace {
+
+// The first four columns (step and the losses) of every line of a log.csv.
+std::vector<std::string> loss_columns(const std::string& csv) {
+  std::vector<std::string> rows;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t cut = 0;
+    for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
+    rows.push_back(line.substr(0, cut));
+  }
+  return rows;
+}
+
+}  // namespace
+
 TEST(Trainer, ResumeReproducesTheLossSequenceBitForBit) {
   const int64_t V = 16;
   const TokenDataset data = mock_data(V, 1000);  // several epochs: the permutation must resume too
@@ -328,19 +346,8 @@ TEST(Trainer, ResumeReproducesTheLossSequenceBitForBit) {
     EXPECT_EQ(std::memcmp(&resumed[i], &reference[i], sizeof(double)), 0)
         << "step " << i + 1 << ": " << resumed[i] << " vs " << reference[i];
   // The CSV of the resumed run equals the uninterrupted one in every loss column.
-  auto losses_of = [](const std::string& csv) {
-    std::vector<std::string> rows;
-    std::istringstream in(csv);
-    std::string line;
-    while (std::getline(in, line)) {
-      size_t cut = 0;
-      for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
-      rows.push_back(line.substr(0, cut));
-    }
-    return rows;
-  };
-  EXPECT_EQ(losses_of(test::read_text(cut.path + "/log.csv")),
-            losses_of(test::read_text(full.path + "/log.csv")));
+  EXPECT_EQ(loss_columns(test::read_text(cut.path + "/log.csv")),
+            loss_columns(test::read_text(full.path + "/log.csv")));
 }
 
 TEST(Trainer, RejectsACheckpointOfAnotherModel) {
@@ -574,6 +581,9 @@ TEST(GgufExport, ExportedModelGivesTheSameLogitsAsTheHfFolder) {
     fs::create_directories(out.path);
     const std::string gguf = out.path + "/model.gguf";
     export_gguf(cfg, params, gguf, GgufExportOptions{.model_name = "test", .tokenizer_dir = ""});
+    // The trained context length reaches the file (llama.cpp reads n_ctx_train from it).
+    ASSERT_GT(cfg.n_ctx_train, 0) << folder;
+    EXPECT_EQ(load_model(gguf)->config().n_ctx_train, cfg.n_ctx_train) << folder;
 
     const std::vector<int32_t> tokens = {5, 77, 200, 3, 19, 255, 0, 128};
     std::vector<int32_t> pos(tokens.size());
@@ -597,6 +607,30 @@ TEST(GgufExport, ExportedModelGivesTheSameLogitsAsTheHfFolder) {
       mx = std::max(mx, std::fabs(want[i])), err = std::max(err, std::fabs(want[i] - got[i]));
     std::printf("%s: GGUF export vs HF folder, worst logit difference %.3g (largest logit %.3g)\n", folder, err, mx);
     EXPECT_LE(err, 1e-5f * mx) << folder;
+
+    // The MTP block travels in llama.cpp's next-n layout and the main forward ignores it: the
+    // same logits, bit for bit, as a file without it.
+    const std::string plain = out.path + "/no-mtp.gguf";
+    export_gguf(cfg, params, plain, GgufExportOptions{.model_name = "test", .tokenizer_dir = "", .mtp = false});
+    EXPECT_EQ(logits(plain), got) << folder;
+    const GgufFile with(gguf), without(plain);
+    const std::string nextn = fmt::format("blk.{}.nextn.", cfg.n_layer);
+    EXPECT_EQ(with.get_int("deepseek2.nextn_predict_layers").value_or(0), cfg.n_mtp_layers) << folder;
+    EXPECT_EQ(with.get_int("deepseek2.block_count").value_or(0), cfg.n_layer + cfg.n_mtp_layers) << folder;
+    EXPECT_EQ(without.get_int("deepseek2.block_count").value_or(0), cfg.n_layer) << folder;
+    for (const char* t : {"eh_proj.weight", "enorm.weight", "hnorm.weight", "shared_head_norm.weight"})
+      EXPECT_EQ(with.find_tensor(nextn + t) != nullptr, cfg.n_mtp_layers > 0) << folder << " " << t;
+    EXPECT_EQ(with.find_tensor(fmt::format("blk.{}.ffn_gate_exps.weight", cfg.n_layer)) != nullptr,
+              cfg.n_mtp_layers > 0) << folder;
+    EXPECT_EQ(without.find_tensor(nextn + "eh_proj.weight"), nullptr) << folder;
+    if (cfg.n_mtp_layers > 0) {  // the values are the trained MTP weights
+      const TensorRef* eh = with.find_tensor(nextn + "eh_proj.weight");
+      ASSERT_NE(eh, nullptr);
+      const auto st = read_st(dir + "/model.safetensors");
+      const std::vector<float>& want_eh = st.at(fmt::format("model.layers.{}.eh_proj.weight", cfg.n_layer)).second;
+      ASSERT_EQ(eh->nbytes, want_eh.size() * 4);
+      EXPECT_EQ(std::memcmp(eh->data, want_eh.data(), eh->nbytes), 0);
+    }
   }
 }
 
@@ -625,18 +659,6 @@ std::pair<int, std::string> sh(const std::string& cmd) {
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   const int st = ::pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-std::vector<std::string> loss_columns(const std::string& csv) {
-  std::vector<std::string> rows;
-  std::istringstream in(csv);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t cut = 0;
-    for (int i = 0; i < 4 && cut != std::string::npos; ++i) cut = line.find(',', cut + 1);
-    rows.push_back(line.substr(0, cut));
-  }
-  return rows;
 }
 
 }  // namespace

@@ -89,6 +89,37 @@ TEST(TrainOps, LinearBackward) {
   expect_fd("linear dW", W, dW, f);
 }
 
+// The parallel gemm path (packed Wᵀ in the forward, in-place operands in the backward, edge
+// panels of fewer than 6 rows / 16 columns) against naive sums, in float and double.
+TEST(TrainOps, LinearMatchesNaiveOnParallelShapes) {
+  std::mt19937_64 rng(3);
+  for (auto [n, in, out] : {std::tuple{70, 300, 130}, {65, 257, 129}, {256, 128, 16}}) {
+    const Vec X = random_vec(size_t(n * in), rng), W = random_vec(size_t(out * in), rng);
+    const Vec dY = random_vec(size_t(n * out), rng);
+    Vec Y(size_t(n * out)), dX(size_t(n * in), 0.0), dW(size_t(out * in), 0.0);
+    linear_forward(X.data(), n, in, W.data(), out, Y.data());
+    linear_backward(dY.data(), X.data(), n, in, W.data(), out, dX.data(), dW.data());
+    auto f32 = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+    std::vector<float> Xf = f32(X), Wf = f32(W), dYf = f32(dY), Yf(Y.size()), dXf(dX.size(), 0.f),
+                       dWf(dW.size(), 0.f);
+    linear_forward(Xf.data(), n, in, Wf.data(), out, Yf.data());
+    linear_backward(dYf.data(), Xf.data(), n, in, Wf.data(), out, dXf.data(), dWf.data());
+    auto check = [&](const char* what, int64_t rows, int64_t cols, int64_t K, const Vec& got,
+                     const std::vector<float>& gotf, auto&& term) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += term(i, j, k);
+          ASSERT_NEAR(got[size_t(i * cols + j)], s, 1e-10) << what << " " << i << "," << j;
+          ASSERT_NEAR(gotf[size_t(i * cols + j)], s, 1e-4 * (1 + std::sqrt(double(K)))) << what;
+        }
+    };
+    check("Y", n, out, in, Y, Yf, [&](int64_t t, int64_t o, int64_t k) { return X[size_t(t * in + k)] * W[size_t(o * in + k)]; });
+    check("dX", n, in, out, dX, dXf, [&](int64_t t, int64_t i, int64_t o) { return dY[size_t(t * out + o)] * W[size_t(o * in + i)]; });
+    check("dW", out, in, n, dW, dWf, [&](int64_t o, int64_t i, int64_t t) { return dY[size_t(t * out + o)] * X[size_t(t * in + i)]; });
+  }
+}
+
 TEST(TrainOps, RmsnormBackward) {
   std::mt19937_64 rng(3);
   const int64_t n = 3, dim = 7;
@@ -214,11 +245,12 @@ Batch tiny_batch(const ModelConfig& c, int64_t B, int64_t T, uint64_t seed) {
 
 // Block weights bound from DoubleParams by layer, via a one-layer engine's tensor names.
 template <typename F>
-void check_whole_model(const ModelConfig& c, uint64_t seed, F&& on_result) {
+void check_whole_model(const ModelConfig& c, uint64_t seed, F&& on_result, double seq_aux_alpha = 0) {
   DoubleParams P(c, seed);
   const Batch batch = tiny_batch(c, 2, 5, seed + 1);
   const double lambda = 0.3;
   DeepseekEngine<double> engine(c, P.binder());
+  engine.set_seq_aux_alpha(seq_aux_alpha);
   const auto res = engine.forward_backward(batch, lambda);
   on_result(res);
   const std::vector<Vec> analytic = P.grad;
@@ -242,6 +274,21 @@ TEST(TrainOps, WholeModelWithMtpQloraYarnSigmoidGroups) {
     EXPECT_EQ(sum(r.loads[0]), 2 * 5 * 2);  // B·T tokens × top-2
     EXPECT_EQ(sum(r.loads[1]), 2 * 4 * 2);  // the MTP block sees T-1 positions
   });
+}
+
+// The sequence-wise balance loss (α large enough that its gradient matters) on top of every
+// other loss: whole-model gradients against finite differences, and α = 0 changes nothing.
+TEST(TrainOps, WholeModelWithSequenceBalanceLoss) {
+  const ModelConfig c = tiny_config();
+  DeepseekEngine<double>::Result off;
+  check_whole_model(c, 11, [&](const DeepseekEngine<double>::Result& r) { off = r; });
+  EXPECT_EQ(off.loss_aux, 0.0);
+  check_whole_model(c, 11, [&](const DeepseekEngine<double>::Result& r) {
+    EXPECT_EQ(r.loss_main, off.loss_main);  // the balance loss does not change routing
+    EXPECT_EQ(r.loss_mtp, off.loss_mtp);
+    EXPECT_GT(r.loss_aux, 0.0);
+    EXPECT_NEAR(r.loss_total, r.loss_main + 0.3 * r.loss_mtp + r.loss_aux, 1e-12);
+  }, 0.8);
 }
 
 TEST(TrainOps, WholeModelSoftmaxDirectQTiedNoMtp) {
@@ -335,6 +382,43 @@ TEST(TrainOps, MlaAndMoeBlocksIncludingInputs) {
       if (P.specs[i].name == "model.layers.1.mlp.gate.weight") {
         const Vec analytic = P.grad[i];
         expect_fd("moe router", P.value[i], analytic, f_moe);
+      }
+
+    // With the sequence-wise balance loss (2 sequences of S tokens): its value recomputed here
+    // from the scores and choices, and the gradients of dot(y, r) + L_bal.
+    const double alpha = 0.7;
+    auto f_bal = [&] {
+      Vec yb(size_t(n * D));
+      MoeCache<double> cb;
+      moe_forward(c, moe, xn.data(), n, yb.data(), cb, S, alpha);
+      return dot(yb, r) + cb.aux_loss;
+    };
+    MoeCache<double> cb;
+    moe_forward(c, moe, xn.data(), n, y.data(), cb, S, alpha);
+    const int64_t E = c.n_expert, K = c.n_expert_used;
+    double want = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t i = 0; i < E; ++i) {
+        double count = 0, P_i = 0;
+        for (int64_t t = b * S; t < (b + 1) * S; ++t) {
+          for (int64_t k = 0; k < K; ++k) count += cb.chosen[size_t(t * K + k)] == i;
+          double sum = 0;
+          for (int64_t j = 0; j < E; ++j) sum += cb.scores[size_t(t * E + j)];
+          P_i += cb.scores[size_t(t * E + i)] / sum / double(S);
+        }
+        want += alpha / double(B) * (double(E) / double(K * S) * count) * P_i;
+      }
+    }
+    EXPECT_NEAR(cb.aux_loss, want, 1e-12);
+    EXPECT_GT(cb.aux_loss, 0.0);
+    std::fill(dxn.begin(), dxn.end(), 0.0);
+    for (Vec& g : P.grad) std::fill(g.begin(), g.end(), 0.0);
+    moe_backward(c, moe, xn.data(), n, r.data(), cb, dxn.data());
+    expect_fd(softmax ? "moe(softmax)+balance dxn" : "moe(sigmoid)+balance dxn", xn, dxn, f_bal);
+    for (size_t i = 0; i < P.specs.size(); ++i)
+      if (P.specs[i].name == "model.layers.1.mlp.gate.weight") {
+        const Vec analytic = P.grad[i];
+        expect_fd("moe router + balance", P.value[i], analytic, f_bal);
       }
   }
 }

@@ -6,7 +6,7 @@
 #
 #   bench/train/compare.sh [--rounds 3] [-t 2] [--steps 5] [--warmup 1] [--config FILE]
 #
-# Environment: WHALE (whale binary, default /work/wt/integ/build/whale), PYTHON (default
+# Environment: WHALE (whale binary, default build/whale of this repository), PYTHON (default
 # /usr/bin/python3, Debian's, which has torch), TORCH_OMP_WAIT_POLICY (default PASSIVE, see below).
 #
 # whale bench-train times forward+backward only (it has no flag to include the optimizer step),
@@ -22,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-WHALE=${WHALE:-/work/wt/integ/build/whale}
+WHALE=${WHALE:-$root/build/whale}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TORCH_OMP_WAIT_POLICY=${TORCH_OMP_WAIT_POLICY-PASSIVE}
 config=$root/../shared/fixtures/train/bench-config.json

@@ -49,6 +49,12 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   }
   c.n_embd = k.req_int("embedding_length");
   c.n_layer = k.req_int("block_count");
+  // llama.cpp counts multi-token-prediction blocks in block_count; the forward skips them.
+  c.n_mtp_layers = k.opt_int("nextn_predict_layers", 0);
+  if (c.n_mtp_layers < 0 || c.n_mtp_layers >= c.n_layer)
+    fail("{}: nextn_predict_layers = {} must be in 0..block_count-1 ({})", g.path(), c.n_mtp_layers,
+         c.n_layer - 1);
+  c.n_layer -= c.n_mtp_layers;
   c.n_head = k.req_int("attention.head_count");
   c.n_ff = k.opt_int("feed_forward_length", 0);
   c.n_ctx_train = k.opt_int("context_length", 0);

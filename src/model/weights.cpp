@@ -46,8 +46,8 @@ std::vector<const TensorRef*> ModelFiles::tensors() const {
 }
 
 bool ModelFiles::is_mtp_tensor(const std::string& name) const {
-  if (format_ != FileFormat::HuggingFace || config_.arch != Arch::Deepseek2) return false;
-  const std::string prefix = "model.layers.";
+  if (config_.arch != Arch::Deepseek2 || config_.n_mtp_layers == 0) return false;
+  const std::string prefix = format_ == FileFormat::HuggingFace ? "model.layers." : "blk.";
   if (name.rfind(prefix, 0) != 0) return false;
   size_t end = name.find('.', prefix.size());
   if (end == std::string::npos) return false;

@@ -23,7 +23,7 @@ void block_forward(const BlockContext<T>& bc, const BlockWeights<T>& w, T* x, Bl
   c.xn2.assign(size_t(n * D), T(0));
   c.rstd2.assign(size_t(n), T(0));
   rmsnorm_forward(x, w.ffn_norm.v, c.xn2.data(), c.rstd2.data(), n, D, cfg.rms_eps);
-  if (w.moe) moe_forward(cfg, w.moe_w, c.xn2.data(), n, out.data(), c.moe);
+  if (w.moe) moe_forward(cfg, w.moe_w, c.xn2.data(), n, out.data(), c.moe, bc.S, bc.seq_aux_alpha);
   else mlp_forward(w.dense, D, c.xn2.data(), n, out.data(), c.dense);
   for (int64_t i = 0; i < n * D; ++i) x[i] += out[size_t(i)];
 }

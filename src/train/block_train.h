@@ -26,6 +26,7 @@ struct BlockContext {
   int64_t B = 0, S = 0;             // sequences, tokens per sequence
   std::vector<T> rope_cs;           // [S][dr]: cos, sin of position s for each frequency
   T kq_scale = 1;                   // mla_softmax_scale
+  double seq_aux_alpha = 0;         // weight α of the sequence-wise balance loss (0: off)
   int64_t n() const { return B * S; }
 };
 
@@ -100,11 +101,19 @@ struct MoeCache {
   std::vector<MlpCache<T>> expert_cache;
   MlpCache<T> shared_cache;
   std::vector<int64_t> loads;             // [E] tokens routed to each expert
+  // Sequence-wise balance loss (DeepSeek-V3 eq. 17-20), when its α > 0.
+  double aux_alpha = 0, aux_loss = 0;
+  int64_t aux_seq_len = 0;                // tokens per sequence
+  std::vector<T> aux_f;                   // [sequences, E] f_i: constants of the gradient
 };
 
+// seq_len, seq_aux_alpha: the rows are sequences of seq_len tokens (0: one sequence of n), and
+// α > 0 adds the sequence-wise balance loss L_bal = α · mean over sequences of Σ_i f_i P_i,
+//   f_i = E / (K · T) · #{t in the sequence routed to i},  P_i = 1/T Σ_t s_{i,t} / Σ_j s_{j,t},
+// into cache.aux_loss; moe_backward adds its gradient through the scores s (f is a constant).
 template <typename T>
 void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n, T* y,
-                 MoeCache<T>& cache);
+                 MoeCache<T>& cache, int64_t seq_len = 0, double seq_aux_alpha = 0);
 template <typename T>
 void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n,
                   const T* dy, const MoeCache<T>& cache, T* dxn);

@@ -190,7 +190,8 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   const MtpWeights& m = mtp_[0];
   const int64_t B = batch.B, S = batch.T, D = c.n_embd, V = c.n_vocab;
   const int64_t S2 = S - 1, n2 = B * S2;
-  const BlockContext<T> bc2 = make_block_context<T>(c, B, S2);
+  BlockContext<T> bc2 = make_block_context<T>(c, B, S2);
+  bc2.seq_aux_alpha = seq_aux_alpha_;
   std::vector<int32_t> next_tok(static_cast<size_t>(n2)), labels(static_cast<size_t>(n2));  // [n2]
   std::vector<T> e(size_t(n2 * D)), hin(size_t(n2 * D));
   for (int64_t b = 0; b < B; ++b)
@@ -215,6 +216,7 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   linear_forward(cat.data(), n2, 2 * D, m.eh_proj.v, D, x2.data());
   BlockCache<T> cache2;
   block_forward(bc2, m.block, x2.data(), cache2);
+  res.loss_aux += cache2.moe.aux_loss;
   std::vector<T> h2(size_t(n2 * D)), h2_rstd(static_cast<size_t>(n2));
   rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
   std::vector<T> dh2(size_t(n2 * D), T(0));
@@ -263,12 +265,16 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   Result res;
 
   // ---- main model forward
-  const BlockContext<T> bc = make_block_context<T>(c, B, S);
+  BlockContext<T> bc = make_block_context<T>(c, B, S);
+  bc.seq_aux_alpha = seq_aux_alpha_;
   std::vector<T> x(size_t(n * D));
   for (int64_t t = 0; t < n; ++t)
     std::copy(embed_.v + batch.tokens[t] * D, embed_.v + (batch.tokens[t] + 1) * D, x.begin() + t * D);
   std::vector<BlockCache<T>> caches(blocks_.size());
-  for (size_t l = 0; l < blocks_.size(); ++l) block_forward(bc, blocks_[l], x.data(), caches[l]);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    block_forward(bc, blocks_[l], x.data(), caches[l]);
+    res.loss_aux += caches[l].moe.aux_loss;
+  }
   std::vector<T> h(size_t(n * D)), h_rstd(static_cast<size_t>(n));
   rmsnorm_forward(x.data(), final_norm_.v, h.data(), h_rstd.data(), n, D, c.rms_eps);
 
@@ -302,7 +308,7 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
     for (int64_t t = 0; t < n; ++t)
       for (int64_t j = 0; j < D; ++j) embed_.g[batch.tokens[t] * D + j] += dx[size_t(t * D + j)];
 
-  res.loss_total = res.loss_main + mtp_lambda * res.loss_mtp;
+  res.loss_total = res.loss_main + mtp_lambda * res.loss_mtp + res.loss_aux;
   return res;
 }
 

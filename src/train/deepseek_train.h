@@ -39,11 +39,15 @@ class DeepseekEngine {
 
   struct Result {
     double loss_main = 0, loss_mtp = 0, loss_total = 0;
+    double loss_aux = 0;                          // sequence-wise balance loss, all MoE layers
     std::vector<std::string> gates;               // "model.layers.N.mlp.gate", layer order
     std::vector<std::vector<int64_t>> loads;      // tokens routed per expert, per gate
   };
   // Adds d loss_total / d tensor into every bound gradient (callers zero them first).
+  // loss_total = loss_main + mtp_lambda · loss_mtp + loss_aux.
   Result forward_backward(const Batch& batch, double mtp_lambda);
+  // α of the sequence-wise balance loss of every MoE layer, the MTP block's included (0: off).
+  void set_seq_aux_alpha(double alpha) { seq_aux_alpha_ = alpha; }
 
  private:
   struct MtpWeights {
@@ -59,6 +63,7 @@ class DeepseekEngine {
   std::vector<BlockWeights<T>> blocks_;
   std::vector<MtpWeights> mtp_;        // 0 or 1
   std::vector<std::vector<float>> biases_;  // float copies of the correction biases
+  double seq_aux_alpha_ = 0;
 };
 
 }  // namespace whale::train

@@ -37,6 +37,11 @@ const std::map<std::string, std::string>& layer_names() {
       {"ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"},
       {"ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"},
       {"ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"},
+      // MTP block only (llama.cpp's DeepSeek/GLM next-n names); embedding and head are shared.
+      {"nextn.eh_proj.weight", "eh_proj.weight"},
+      {"nextn.enorm.weight", "enorm.weight"},
+      {"nextn.hnorm.weight", "hnorm.weight"},
+      {"nextn.shared_head_norm.weight", "shared_head.norm.weight"},
   };
   return m;
 }
@@ -151,9 +156,24 @@ void set_tokenizer(GgufWriter& w, const std::string& dir) {
 void export_gguf(const ModelConfig& cfg, const std::vector<Param>& params, const std::string& path,
                  const GgufExportOptions& opt) {
   if (cfg.arch != Arch::Deepseek2) fail("GGUF export: only deepseek2 models are trained");
-  const std::vector<TensorPlan> plan = gguf_tensor_plan(cfg, MlaLayout::Split);
+  // llama.cpp counts MTP blocks in block_count (n_layer = block_count - nextn_predict_layers):
+  // the plan of a model with n_layer + n_mtp blocks names the MTP block's attention and MoE
+  // tensors blk.<n_layer>.*, and its next-n tensors are added after them.
+  const int64_t n_mtp = opt.mtp ? cfg.n_mtp_layers : 0;
+  ModelConfig file_cfg = cfg;
+  file_cfg.n_layer = cfg.n_layer + n_mtp;
+  std::vector<TensorPlan> plan = gguf_tensor_plan(file_cfg, MlaLayout::Split);
+  const int64_t D = cfg.n_embd;
+  for (int64_t k = 0; k < n_mtp; ++k) {
+    const std::string b = fmt::format("blk.{}.nextn.", cfg.n_layer + k);
+    plan.push_back({b + "eh_proj.weight", {D, 2 * D}, TensorRole::Matrix});
+    plan.push_back({b + "enorm.weight", {D}, TensorRole::Norm});
+    plan.push_back({b + "hnorm.weight", {D}, TensorRole::Norm});
+    plan.push_back({b + "shared_head_norm.weight", {D}, TensorRole::Norm});
+  }
   GgufWriter w;
-  set_gguf_metadata(w, cfg, MlaLayout::Split, opt.model_name, /*file_type F32*/ 0);
+  set_gguf_metadata(w, file_cfg, MlaLayout::Split, opt.model_name, /*file_type F32*/ 0);
+  if (n_mtp > 0) w.set_u32("deepseek2.nextn_predict_layers", uint32_t(n_mtp));
   // A config without bos/eos ids must not leave -1 (as u32) in the file.
   if (cfg.bos_token < 0) w.remove("tokenizer.ggml.bos_token_id");
   if (cfg.eos_token < 0) w.remove("tokenizer.ggml.eos_token_id");

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "model/moe_routing.h"
 #include "train/block_train.h"
 #include "train/ops_backward.h"
@@ -37,9 +38,60 @@ void mlp_backward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, cons
   linear_backward(db.data(), x, m, D, w.up.v, F, dx, w.up.g);
 }
 
+namespace {
+
+// L_bal of moe_forward's comment, from the scores and choices in c; keeps f for the backward.
+template <typename T>
+void sequence_balance_loss(const ModelConfig& cfg, int64_t n, int64_t seq_len, double alpha,
+                           MoeCache<T>& c) {
+  c.aux_alpha = alpha, c.aux_loss = 0, c.aux_f.clear();
+  if (alpha == 0) return;
+  if (!(alpha > 0)) fail("seq_aux_alpha must be >= 0, not {}", alpha);
+  const int64_t E = cfg.n_expert, K = cfg.n_expert_used, T_s = seq_len > 0 ? seq_len : n;
+  if (n % T_s != 0) fail("MoE: {} tokens are not whole sequences of {}", n, T_s);
+  const int64_t n_seq = n / T_s;
+  c.aux_seq_len = T_s;
+  c.aux_f.assign(size_t(n_seq * E), T(0));
+  double total = 0;
+  for (int64_t b = 0; b < n_seq; ++b) {
+    T* f = c.aux_f.data() + b * E;
+    std::vector<double> P(size_t(E), 0.0);
+    for (int64_t t = b * T_s; t < (b + 1) * T_s; ++t) {
+      for (int64_t k = 0; k < K; ++k) f[c.chosen[size_t(t * K + k)]] += T(1);
+      const T* s = c.scores.data() + t * E;
+      double sum = 0;
+      for (int64_t e = 0; e < E; ++e) sum += double(s[e]);
+      for (int64_t e = 0; e < E; ++e) P[size_t(e)] += double(s[e]) / sum;
+    }
+    double seq = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      f[e] *= T(double(E) / double(K * T_s));
+      seq += double(f[e]) * P[size_t(e)] / double(T_s);
+    }
+    total += seq;
+  }
+  c.aux_loss = alpha * total / double(n_seq);
+}
+
+// Adds d L_bal / d s_{·,t} into dp: with g_i = α / n_seq · f_i / T and s' = s / Σ s,
+// d/ds_j = (g_j - Σ_i g_i s'_i) / Σ s.
+template <typename T>
+void add_balance_grad(const MoeCache<T>& c, int64_t E, int64_t n, int64_t t, T* dp) {
+  const int64_t T_s = c.aux_seq_len, n_seq = n / T_s;
+  const T* f = c.aux_f.data() + (t / T_s) * E;
+  const T* s = c.scores.data() + t * E;
+  const T coef = T(c.aux_alpha / double(n_seq * T_s));
+  T sum = 0, dot = 0;
+  for (int64_t e = 0; e < E; ++e) sum += s[e];
+  for (int64_t e = 0; e < E; ++e) dot += coef * f[e] * s[e] / sum;
+  for (int64_t e = 0; e < E; ++e) dp[e] += (coef * f[e] - dot) / sum;
+}
+
+}  // namespace
+
 template <typename T>
 void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n, T* y,
-                 MoeCache<T>& c) {
+                 MoeCache<T>& c, int64_t seq_len, double seq_aux_alpha) {
   const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
   std::vector<T> logits(size_t(n * E));
   linear_forward(xn, n, D, w.router.v, E, logits.data());
@@ -74,25 +126,37 @@ void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, in
     }
   }
 
+  sequence_balance_loss(cfg, n, seq_len, seq_aux_alpha, c);
+
   std::fill(y, y + n * D, T(0));
   c.loads.assign(size_t(E), 0);
   c.xg.assign(size_t(E), {});
   c.ye.assign(size_t(E), {});
   c.expert_cache.assign(size_t(E), {});
+  for (int64_t e = 0; e < E; ++e) c.loads[size_t(e)] = int64_t(c.members[size_t(e)].size());
+  // One expert per task: each expert's products are small (its ~n·K/E rows), so running them
+  // whole on one thread beats splitting each across the pool with a barrier per product.
+  // The arithmetic per expert is the same either way (bit-identical results).
+  ThreadPool::global().parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const auto& mem = c.members[size_t(e)];
+      const int64_t m = int64_t(mem.size());
+      if (m == 0) continue;
+      auto& xg = c.xg[size_t(e)];
+      auto& ye = c.ye[size_t(e)];
+      xg.resize(size_t(m * D));
+      ye.assign(size_t(m * D), T(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t t = mem[size_t(i)] / K;
+        std::copy(xn + t * D, xn + (t + 1) * D, xg.begin() + i * D);
+      }
+      mlp_forward(w.experts[size_t(e)], D, xg.data(), m, ye.data(), c.expert_cache[size_t(e)]);
+    }
+  });
   for (int64_t e = 0; e < E; ++e) {
     const auto& mem = c.members[size_t(e)];
     const int64_t m = int64_t(mem.size());
-    c.loads[size_t(e)] = m;
-    if (m == 0) continue;
-    auto& xg = c.xg[size_t(e)];
-    auto& ye = c.ye[size_t(e)];
-    xg.resize(size_t(m * D));
-    ye.assign(size_t(m * D), T(0));
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t t = mem[size_t(i)] / K;
-      std::copy(xn + t * D, xn + (t + 1) * D, xg.begin() + i * D);
-    }
-    mlp_forward(w.experts[size_t(e)], D, xg.data(), m, ye.data(), c.expert_cache[size_t(e)]);
+    const auto& ye = c.ye[size_t(e)];
     for (int64_t i = 0; i < m; ++i) {
       const int64_t t = mem[size_t(i)] / K;
       const T wk = c.weights[size_t(mem[size_t(i)])];
@@ -110,25 +174,35 @@ template <typename T>
 void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, int64_t n,
                   const T* dy, const MoeCache<T>& c, T* dxn) {
   const int64_t D = cfg.n_embd, E = cfg.n_expert, K = cfg.n_expert_used;
-  std::vector<T> dweights(size_t(n * K), T(0));
+  std::vector<T> dweights(size_t(n * K), T(0));  // slot t*K + k: written by one expert only
+  std::vector<std::vector<T>> dxg_of(static_cast<size_t>(E));
+  ThreadPool::global().parallel_for(E, 1, [&](int64_t e0, int64_t e1) {  // see moe_forward
+    for (int64_t e = e0; e < e1; ++e) {
+      const auto& mem = c.members[size_t(e)];
+      const int64_t m = int64_t(mem.size());
+      if (m == 0) continue;
+      const auto& ye = c.ye[size_t(e)];
+      std::vector<T> dye(size_t(m * D));
+      std::vector<T>& dxg = dxg_of[size_t(e)];
+      dxg.assign(size_t(m * D), T(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t slot = mem[size_t(i)], t = slot / K;
+        const T wk = c.weights[size_t(slot)];
+        double dot = 0;
+        for (int64_t j = 0; j < D; ++j) {
+          dot += double(dy[t * D + j]) * double(ye[size_t(i * D + j)]);
+          dye[size_t(i * D + j)] = wk * dy[t * D + j];
+        }
+        dweights[size_t(slot)] = T(dot);
+      }
+      mlp_backward(w.experts[size_t(e)], D, c.xg[size_t(e)].data(), m, dye.data(),
+                   c.expert_cache[size_t(e)], dxg.data());
+    }
+  });
   for (int64_t e = 0; e < E; ++e) {
     const auto& mem = c.members[size_t(e)];
     const int64_t m = int64_t(mem.size());
-    if (m == 0) continue;
-    const auto& ye = c.ye[size_t(e)];
-    std::vector<T> dye(size_t(m * D)), dxg(size_t(m * D), T(0));
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t slot = mem[size_t(i)], t = slot / K;
-      const T wk = c.weights[size_t(slot)];
-      double dot = 0;
-      for (int64_t j = 0; j < D; ++j) {
-        dot += double(dy[t * D + j]) * double(ye[size_t(i * D + j)]);
-        dye[size_t(i * D + j)] = wk * dy[t * D + j];
-      }
-      dweights[size_t(slot)] = T(dot);
-    }
-    mlp_backward(w.experts[size_t(e)], D, c.xg[size_t(e)].data(), m, dye.data(),
-                 c.expert_cache[size_t(e)], dxg.data());
+    const std::vector<T>& dxg = dxg_of[size_t(e)];
     for (int64_t i = 0; i < m; ++i) {
       const int64_t t = mem[size_t(i)] / K;
       for (int64_t j = 0; j < D; ++j) dxn[t * D + j] += dxg[size_t(i * D + j)];
@@ -155,6 +229,7 @@ void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, i
     } else {
       for (int64_t k = 0; k < K; ++k) dp[size_t(ch[k])] += scale * dw[k];
     }
+    if (c.aux_alpha > 0) add_balance_grad(c, E, n, t, dp.data());
     T* dl = dlogits.data() + t * E;
     if (cfg.scoring == ScoringFunc::Softmax) {
       softmax_backward(p, dp.data(), dl, E);
@@ -171,7 +246,7 @@ void moe_backward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, i
   template void mlp_backward<T>(const MlpWeights<T>&, int64_t, const T*, int64_t, const T*,     \
                                 const MlpCache<T>&, T*);                                        \
   template void moe_forward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t, T*, \
-                               MoeCache<T>&);                                                   \
+                               MoeCache<T>&, int64_t, double);                                  \
   template void moe_backward<T>(const ModelConfig&, const MoeWeights<T>&, const T*, int64_t,    \
                                 const T*, const MoeCache<T>&, T*);
 

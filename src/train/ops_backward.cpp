@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/threadpool.h"
 
@@ -14,9 +15,9 @@ namespace {
 // lower to AVX2 FMAs with -march=native and to SSE pairs on a portable build). Each step
 // broadcasts one A entry per row and multiplies it into the two B vectors of that k.
 constexpr int64_t kMR = 6;
-// Cache tile handed to one thread: kMB rows × kNB columns of C, K in chunks of kKC so the
-// B panel (kKC × kNR) stays in L1 while the i blocks stream past it.
-constexpr int64_t kMB = 60, kNB = 128, kKC = 256;
+// Work item of a parallel product: kMB rows × kNR columns of C, K in chunks of kKC so the
+// B panel chunk (kKC × kNR) stays in L1 while the row panels stream past it.
+constexpr int64_t kMB = 60, kKC = 256;
 
 template <typename T>
 struct Simd {
@@ -33,18 +34,23 @@ struct Simd {
 template <typename T>
 constexpr int64_t kNR = 2 * Simd<T>::kLanes;
 
-// out[kMR][kNR] = Σ_k a[k][i] · b[k][j] over packed panels: a is kc × kMR, b is kc × kNR.
+// out[kMR][kNR] = Σ_k A(i, k) · B(k, j) for a kMR-row × kNR-column tile, with
+// A(i, k) = a[i*a_si + k*a_sk] (one broadcast per row and k) and B(k, ·) the kNR contiguous
+// values at b + k*b_sk. Packed panels are a_si = 1, a_sk = kMR, b_sk = kNR; the parallel gemm
+// also reads A and row-major B in place.
 template <typename T>
-inline void micro_tile(int64_t kc, const T* a, const T* b, T* out) {
+inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const T* b,
+                       int64_t b_sk, T* out) {
   using S = Simd<T>;
   using v = typename S::v;
   constexpr int64_t L = S::kLanes;
   v c0[kMR], c1[kMR];
   for (int64_t i = 0; i < kMR; ++i) c0[i] = c1[i] = v{};
   for (int64_t k = 0; k < kc; ++k) {
-    const v b0 = S::load(b + k * 2 * L), b1 = S::load(b + k * 2 * L + L);
+    const v b0 = S::load(b + k * b_sk), b1 = S::load(b + k * b_sk + L);
+    const T* ak = a + k * a_sk;
     for (int64_t i = 0; i < kMR; ++i) {
-      const T ai = a[k * kMR + i];
+      const T ai = ak[i * a_si];
       c0[i] += ai * b0;
       c1[i] += ai * b1;
     }
@@ -96,7 +102,7 @@ void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const
       }
       for (int64_t ib = 0; ib < n_iblk; ++ib) {
         const int64_t i = i0 + ib * kMR, mr = std::min(kMR, i1 - i);
-        micro_tile(kc, apack.data() + ib * kMR * kKC, bpack.data(), out);
+        micro_tile(kc, apack.data() + ib * kMR * kKC, 1, kMR, bpack.data(), NR, out);
         for (int64_t ii = 0; ii < mr; ++ii) {
           T* crow = C + (i + ii) * ldc + j;
           const T* o = out + ii * NR;
@@ -110,21 +116,143 @@ void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const
   }
 }
 
+// Packs rows [i, i + kMR) of A over k in [k0, k0 + kc) (zero rows past M) into a kc × kMR
+// panel, reading along A's contiguous direction.
+template <typename T>
+void pack_a_panel(int64_t i, int64_t M, int64_t k0, int64_t kc, const T* A, int64_t sa_i,
+                  int64_t sa_k, T* ap) {
+  const int64_t mr = std::min(kMR, M - i);
+  if (sa_k == 1) {
+    for (int64_t ii = 0; ii < mr; ++ii) {
+      const T* a = A + (i + ii) * sa_i + k0;
+      for (int64_t k = 0; k < kc; ++k) ap[k * kMR + ii] = a[k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t ii = 0; ii < mr; ++ii) ap[k * kMR + ii] = A[(i + ii) * sa_i + (k0 + k) * sa_k];
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t ii = mr; ii < kMR; ++ii) ap[k * kMR + ii] = T(0);
+}
+
+// Packs columns [j, j + kNR) of B over k in [k0, k0 + kc) (zero columns past N) into a
+// kc × kNR panel, reading along B's contiguous direction.
+template <typename T>
+void pack_b_panel(int64_t j, int64_t N, int64_t k0, int64_t kc, const T* B, int64_t sb_k,
+                  int64_t sb_j, T* bp) {
+  constexpr int64_t NR = kNR<T>;
+  const int64_t nr = std::min(NR, N - j);
+  if (sb_j == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* b = B + (k0 + k) * sb_k + j;
+      T* dst = bp + k * NR;
+      for (int64_t jj = 0; jj < nr; ++jj) dst[jj] = b[jj];
+      for (int64_t jj = nr; jj < NR; ++jj) dst[jj] = T(0);
+    }
+    return;
+  }
+  for (int64_t jj = 0; jj < nr; ++jj) {
+    const T* b = B + (j + jj) * sb_j + k0 * sb_k;
+    for (int64_t k = 0; k < kc; ++k) bp[k * NR + jj] = b[k * sb_k];
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t jj = nr; jj < NR; ++jj) bp[k * NR + jj] = T(0);
+}
+
+// Adds (or stores) a kMR × kNR register tile into C, clipped to mr × nr.
+template <typename T>
+inline void store_tile(const T* out, int64_t mr, int64_t nr, T* C, int64_t ldc, bool acc) {
+  constexpr int64_t NR = kNR<T>;
+  for (int64_t ii = 0; ii < mr; ++ii) {
+    T* crow = C + ii * ldc;
+    const T* o = out + ii * NR;
+    if (acc)
+      for (int64_t jj = 0; jj < nr; ++jj) crow[jj] += o[jj];
+    else
+      for (int64_t jj = 0; jj < nr; ++jj) crow[jj] = o[jj];
+  }
+}
+
+// Grow-only scratch that is not zeroed (std::vector::resize would value-initialise and copy).
+template <typename T>
+T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
+  if (n > cap) {
+    buf.reset(new T[n]);
+    cap = n;
+  }
+  return buf.get();
+}
+
 // B(k, j) = B[k*sb_k + j*sb_j]: the packing reads any layout, so Wᵀ needs no copy.
+//
+// Large products: the threads take work items of up to kMB rows × one kNR-column stripe and
+// run the register tile over them, reading A (any layout) and row-major B in place; only a
+// transposed B (Wᵀ in linear_forward) is packed, once per product, in a first parallel pass,
+// and edge panels (fewer than kMR rows or kNR columns) are packed per item. The old scheme
+// packed both operands per 60 × 128 cache tile (A re-read for every 128 columns, B for every
+// 60 rows, mostly through strided scalar loads: ~40% of the gemm's time), and its few big
+// tiles left 2 threads unbalanced on the experts' 256 × 128 shapes (5 tiles for 2 threads).
 template <typename T>
 void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
                 const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  const int64_t tm = (M + kMB - 1) / kMB, tn = (N + kNB - 1) / kNB;
-  if (M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 16) || tm * tn == 1) {
+  if (K == 0 || M * N * K < (int64_t(1) << 16)) {
     gemm_block(0, M, 0, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);
     return;
   }
-  ThreadPool::global().parallel_for(tm * tn, 1, [&](int64_t b, int64_t e) {
+  constexpr int64_t NR = kNR<T>;
+  constexpr int64_t kGroup = kMB / kMR;  // row panels per work item
+  const int64_t n_ip = (M + kMR - 1) / kMR, n_jp = (N + NR - 1) / NR;
+  auto& pool = ThreadPool::global();
+  const bool pack_b = sb_j != 1;
+  T* bp = nullptr;
+  if (pack_b) {
+    thread_local std::unique_ptr<T[]> buf;  // the caller's; workers only read it
+    thread_local size_t cap = 0;
+    bp = scratch(buf, cap, size_t(n_jp * NR * K));
+    const int64_t grain = std::max<int64_t>(1, n_jp / (4 * pool.size()));
+    pool.parallel_for(n_jp, grain, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) pack_b_panel(p * NR, N, 0, K, B, sb_k, sb_j, bp + p * NR * K);
+    });
+  }
+  const int64_t n_ig = (n_ip + kGroup - 1) / kGroup;
+  pool.parallel_for(n_ig * n_jp, 1, [&](int64_t b, int64_t e) {
+    T out[kMR * NR];
+    thread_local std::unique_ptr<T[]> edge_buf;
+    thread_local size_t edge_cap = 0;
+    T* edge = scratch(edge_buf, edge_cap, size_t(kKC * (kMR + NR)));
+    T* edge_a = edge;
+    T* edge_b = edge + kKC * kMR;
     for (int64_t t = b; t < e; ++t) {
-      const int64_t i0 = (t / tn) * kMB, j0 = (t % tn) * kNB;
-      gemm_block(i0, std::min(M, i0 + kMB), j0, std::min(N, j0 + kNB), K, A, sa_i, sa_k, B,
-                 sb_k, sb_j, C, ldc, accumulate);
+      const int64_t ig = t / n_jp, jp = t % n_jp;
+      const int64_t j = jp * NR, nr = std::min(NR, N - j);
+      const int64_t ip_end = std::min(n_ip, (ig + 1) * kGroup);
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        const T* bk;
+        int64_t b_sk;
+        if (pack_b) {
+          bk = bp + jp * NR * K + k0 * NR;
+          b_sk = NR;
+        } else if (nr < NR) {
+          pack_b_panel(j, N, k0, kc, B, sb_k, sb_j, edge_b);
+          bk = edge_b;
+          b_sk = NR;
+        } else {
+          bk = B + k0 * sb_k + j;
+          b_sk = sb_k;
+        }
+        for (int64_t ip = ig * kGroup; ip < ip_end; ++ip) {
+          const int64_t i = ip * kMR, mr = std::min(kMR, M - i);
+          if (mr == kMR) {
+            micro_tile(kc, A + i * sa_i + k0 * sa_k, sa_i, sa_k, bk, b_sk, out);
+          } else {
+            pack_a_panel(i, M, k0, kc, A, sa_i, sa_k, edge_a);
+            micro_tile(kc, edge_a, 1, kMR, bk, b_sk, out);
+          }
+          store_tile(out, mr, nr, C + i * ldc + j, ldc, accumulate || k0 > 0);
+        }
+      }
     }
   });
 }
@@ -258,13 +386,16 @@ double cross_entropy_forward_backward(T* logits, const int32_t* labels, int64_t 
     for (int64_t r = b; r < e; ++r) {
       T* z = logits + r * V;
       const T mx = *std::max_element(z, z + V);
-      // exp in T (expf for training), sums in double
+      row_loss[size_t(r)] = double(mx) - double(z[labels[r]]);
+      // exp in T (expf for training), once per logit (kept in place), sums in double
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += double(std::exp(z[v] - mx));
-      const double log_sum = std::log(sum);
-      row_loss[size_t(r)] = double(mx) + log_sum - double(z[labels[r]]);
-      const T shift = mx + T(log_sum), c = T(coef);
-      for (int64_t v = 0; v < V; ++v) z[v] = c * std::exp(z[v] - shift);
+      for (int64_t v = 0; v < V; ++v) {
+        z[v] = std::exp(z[v] - mx);
+        sum += double(z[v]);
+      }
+      row_loss[size_t(r)] += std::log(sum);
+      const T c = T(coef), scale = T(coef / sum);
+      for (int64_t v = 0; v < V; ++v) z[v] *= scale;
       z[labels[r]] -= c;
     }
   });

@@ -16,7 +16,7 @@
 namespace whale::train {
 
 namespace {
-const char* kHeader = "step,loss,loss_main,loss_mtp,lr,grad_norm,tokens_per_s,elapsed_s,max_load_ratio,idle_experts";
+const char* kHeader = "step,loss,loss_main,loss_mtp,lr,grad_norm,tokens_per_s,elapsed_s,max_load_ratio,idle_experts,loss_aux";
 }
 
 CsvLog::CsvLog(const std::string& out_dir, int64_t keep_until_step) : path_(out_dir + "/log.csv") {
@@ -46,9 +46,9 @@ CsvLog::~CsvLog() {
 }
 
 void CsvLog::append(const StepRecord& r) {
-  fmt::print(f_, "{},{:.17g},{:.17g},{:.17g},{:.9g},{:.9g},{:.1f},{:.3f},{:.4f},{}\n", r.step, r.loss,
-             r.loss_main, r.loss_mtp, r.lr, r.grad_norm, r.tokens_per_s, r.elapsed_s,
-             r.loads.worst, r.loads.idle_experts);
+  fmt::print(f_, "{},{:.17g},{:.17g},{:.17g},{:.9g},{:.9g},{:.1f},{:.3f},{:.4f},{},{:.17g}\n", r.step,
+             r.loss, r.loss_main, r.loss_mtp, r.lr, r.grad_norm, r.tokens_per_s, r.elapsed_s,
+             r.loads.worst, r.loads.idle_experts, r.loss_aux);
   std::fflush(f_);
 }
 

@@ -18,7 +18,7 @@ namespace whale::train {
 
 struct StepRecord {
   int64_t step = 0;
-  double loss = 0, loss_main = 0, loss_mtp = 0;
+  double loss = 0, loss_main = 0, loss_mtp = 0, loss_aux = 0;
   double lr = 0, grad_norm = 0;
   double tokens_per_s = 0, elapsed_s = 0;
   LoadStats loads;

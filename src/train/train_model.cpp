@@ -30,6 +30,11 @@ class DeepseekTrainModel final : public TrainModel {
 
   const ModelConfig& config() const override { return cfg_; }
   std::vector<Param>& params() override { return params_; }
+  void set_seq_aux_alpha(double alpha) override {
+    if (!(alpha >= 0)) fail("seq_aux_alpha must be >= 0, not {}", alpha);
+    if (alpha > 0 && cfg_.n_expert == 0) fail("seq_aux_alpha: this model has no routed experts");
+    seq_aux_alpha_ = alpha;
+  }
 
   LossReport forward_backward(const Batch& batch, float mtp_lambda) override {
     std::map<std::string, size_t> index;
@@ -52,10 +57,12 @@ class DeepseekTrainModel final : public TrainModel {
       return {p.value.data(), p.trainable ? p.grad.data() : nullptr};
     };
     DeepseekEngine<float> engine(cfg_, bind);
+    engine.set_seq_aux_alpha(seq_aux_alpha_);
     auto res = engine.forward_backward(batch, mtp_lambda);
     LossReport rep;
     rep.loss_main = res.loss_main;
     rep.loss_mtp = res.loss_mtp;
+    rep.loss_aux = res.loss_aux;
     rep.loss_total = res.loss_total;
     rep.expert_loads = std::move(res.loads);
     for (const std::string& gate : res.gates) {
@@ -68,6 +75,7 @@ class DeepseekTrainModel final : public TrainModel {
  private:
   ModelConfig cfg_;
   std::vector<Param> params_;
+  double seq_aux_alpha_ = 0;
 };
 
 // Every step allocates the same large activation buffers again. glibc serves blocks above

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "model/config.h"
 
 namespace whale::train {
@@ -30,6 +31,7 @@ struct Batch {
 
 struct LossReport {
   double loss_main = 0, loss_mtp = 0, loss_total = 0;
+  double loss_aux = 0;  // sequence-wise balance loss (0 when its α is 0)
   // Tokens routed to each expert, one entry per MoE gate in layer order (main layers, then
   // the MTP block's), each of size n_routed_experts.
   std::vector<std::vector<int64_t>> expert_loads;
@@ -43,8 +45,13 @@ class TrainModel {
   virtual const ModelConfig& config() const = 0;
   virtual std::vector<Param>& params() = 0;
   // Zeroes every grad, then computes losses and d loss_total / d param for the batch.
-  // loss_total = loss_main + mtp_lambda * loss_mtp (loss_mtp = 0 without an MTP module).
+  // loss_total = loss_main + mtp_lambda * loss_mtp (loss_mtp = 0 without an MTP module)
+  // + loss_aux, the sequence-wise balance loss when set_seq_aux_alpha gave it an α > 0.
   virtual LossReport forward_backward(const Batch& batch, float mtp_lambda) = 0;
+  // Models without MoE routing accept only 0.
+  virtual void set_seq_aux_alpha(double alpha) {
+    if (alpha != 0) fail("seq_aux_alpha: this model has no routed experts");
+  }
 };
 
 // Loads a Hugging Face folder (config.json + model.safetensors[.index.json]) in f32.

@@ -24,6 +24,7 @@ void validate(const TrainerOptions& o) {
   if (o.checkpoint_every < 0) fail("checkpoint_every must be ≥ 0, not {}", o.checkpoint_every);
   if (o.keep_checkpoints < 1) fail("keep_checkpoints must be ≥ 1, not {}", o.keep_checkpoints);
   if (!(o.mtp_lambda >= 0)) fail("mtp_lambda must be ≥ 0, not {}", o.mtp_lambda);
+  if (!(o.seq_aux_alpha >= 0)) fail("seq_aux_alpha must be ≥ 0, not {}", o.seq_aux_alpha);
 }
 
 }  // namespace
@@ -31,6 +32,7 @@ void validate(const TrainerOptions& o) {
 TrainResult run_training(TrainModel& model, const TokenDataset& data, const TrainerOptions& o,
                   const ModelExporter& exporter) {
   validate(o);
+  model.set_seq_aux_alpha(o.seq_aux_alpha);
   std::filesystem::create_directories(o.out_dir);
   std::vector<Param>& params = model.params();
   AdamW adam(params, o.adamw);
@@ -84,7 +86,7 @@ TrainResult run_training(TrainModel& model, const TokenDataset& data, const Trai
     tokens += batch.B * batch.T;
     const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
     StepRecord r{.step = step, .loss = rep.loss_total, .loss_main = rep.loss_main,
-                 .loss_mtp = rep.loss_mtp, .lr = lr, .grad_norm = norm,
+                 .loss_mtp = rep.loss_mtp, .loss_aux = rep.loss_aux, .lr = lr, .grad_norm = norm,
                  .tokens_per_s = elapsed > 0 ? double(tokens) / elapsed : 0, .elapsed_s = elapsed,
                  .loads = load_stats(rep)};
     csv.append(r);

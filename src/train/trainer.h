@@ -27,6 +27,7 @@ struct TrainerOptions {
   int64_t steps = 100;          // total optimizer steps of the run
   int64_t batch = 4, seq = 256; // B sequences of T tokens per step
   float mtp_lambda = 0.3f;      // weight of the MTP loss
+  double seq_aux_alpha = 0;     // α of the sequence-wise balance loss (0: off)
   AdamWConfig adamw;
   int64_t warmup = 0;           // linear warm-up steps
   double min_lr_ratio = 0.1;    // cosine floor, as a fraction of adamw.lr
