@@ -130,7 +130,7 @@ void run_products(const Product* prods, int n_prods, const float* X, int64_t n_t
   kern::GemmArgs args[kMax];
   bool fast[kMax];
   int64_t tile_end[kMax];  // cumulative tile counts
-  constexpr int64_t kTile = 4;
+  constexpr int64_t kTile = 8;  // rows per tile of the fast K-quant kernel (a multiple of every kernel's tile)
   int64_t n_tiles = 0;
   bool need_k = false, need_b = false;
   int64_t cols = -1;
@@ -176,7 +176,7 @@ void run_products(const Product* prods, int n_prods, const float* X, int64_t n_t
       args[i].xq_stride = k ? size_t(nbk) * sizeof(kern::ActQ8K) : size_t(nbb) * sizeof(kern::ActQ8B);
     }
   }
-  // Tiles of 4 rows; about 8 chunks per thread so uneven progress evens out.
+  // Tiles of 8 rows; about 8 chunks per thread so uneven progress evens out.
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
   pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
     int64_t first = 0;  // first tile of product i
