@@ -121,11 +121,10 @@ class DecodeNoAlloc : public ::testing::TestWithParam<const char*> {};
 TEST_P(DecodeNoAlloc, DecodeAndSampleAllocateNothing) {
   const std::string path = test::fixtures_dir() + "/models/" + GetParam() + "/model-q8_0.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no fixture " << path;
-  // One thread: which pool thread runs which chunk is up to the scheduler, so a per-thread
-  // grow-only scratch buffer (matmul's) could first grow in a worker after any warm-up; with
-  // the caller alone the check is deterministic. The code path is the same (attention and the
-  // pool allocate nothing by construction).
-  ThreadPool::set_default_threads(1);
+  // Two threads: the caller and a worker, and which of them runs which chunk is up to the
+  // scheduler, so any scratch that grew inside a worker would show up here sooner or later.
+  ThreadPool::set_default_threads(2);
+  ASSERT_EQ(ThreadPool::global().size(), 2);
   auto model = load_model(path);
   Session s(*model, 64);
   Sampler greedy(SamplerParams{.temperature = 0});

@@ -82,9 +82,21 @@ T* scratch(std::vector<T>& buf, size_t n) {
   return buf.data();
 }
 
-float* scratch_floats(size_t n) {
+// Scratch for the chunks of one parallel_for, owned by the calling thread: the pool's chunk k
+// starts at k * grain, so it uses slot k. Sized before the workers start, so no worker ever
+// allocates, and after the first call of a shape nothing is allocated at all (with any number
+// of threads: which thread runs which chunk does not matter).
+struct ChunkScratch {
+  float* base;
+  size_t per_chunk;
+  int64_t grain;
+  float* at(int64_t chunk_begin) const { return base + size_t(chunk_begin / grain) * per_chunk; }
+};
+
+ChunkScratch chunk_scratch(int64_t n, int64_t grain, size_t per_chunk) {
   thread_local std::vector<float> buf;
-  return scratch(buf, n);
+  const size_t chunks = size_t((n + grain - 1) / grain);
+  return {scratch(buf, std::max<size_t>(1, chunks * per_chunk)), per_chunk, grain};
 }
 
 // Float weights (F8 with block scales, and any type the kernel sets do not cover): the
@@ -92,8 +104,9 @@ float* scratch_floats(size_t n) {
 void matmul_generic(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y, int64_t ldy) {
   ThreadPool& pool = ThreadPool::global();
   const int64_t grain = std::max<int64_t>(1, W.rows / (8 * pool.size()));
+  const ChunkScratch cs = chunk_scratch(W.rows, grain, size_t(W.cols));
   pool.parallel_for(W.rows, grain, [&](int64_t r0, int64_t r1) {
-    float* row = scratch_floats(size_t(W.cols));
+    float* row = cs.at(r0);
     for (int64_t r = r0; r < r1; ++r) {
       W.dequantize_row(r, row);
       for (int64_t t = 0; t < n_tok; ++t) Y[t * ldy + r] = dot_f32(row, X + t * ldx, W.cols);
@@ -130,7 +143,7 @@ void run_products(const Product* prods, int n_prods, const float* X, int64_t n_t
   kern::GemmArgs args[kMax];
   bool fast[kMax];
   int64_t tile_end[kMax];  // cumulative tile counts
-  constexpr int64_t kTile = 4;
+  constexpr int64_t kTile = 8;  // rows per tile of the fast K-quant kernel (a multiple of every kernel's tile)
   int64_t n_tiles = 0;
   bool need_k = false, need_b = false;
   int64_t cols = -1;
@@ -176,8 +189,12 @@ void run_products(const Product* prods, int n_prods, const float* X, int64_t n_t
       args[i].xq_stride = k ? size_t(nbk) * sizeof(kern::ActQ8K) : size_t(nbb) * sizeof(kern::ActQ8B);
     }
   }
-  // Tiles of 4 rows; about 8 chunks per thread so uneven progress evens out.
+  // Tiles of 8 rows; about 8 chunks per thread so uneven progress evens out.
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
+  // The exact path dequantizes (or converts) a tile of rows into scratch.
+  bool need_scratch = false;
+  for (int i = 0; i < n_prods; ++i) need_scratch = need_scratch || !fast[i];
+  const ChunkScratch cs = chunk_scratch(need_scratch ? n_tiles : 0, grain, size_t(kern::kExactRows * cols));
   pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
     int64_t first = 0;  // first tile of product i
     for (int i = 0; i < n_prods; ++i) {
@@ -186,7 +203,7 @@ void run_products(const Product* prods, int n_prods, const float* X, int64_t n_t
         const int64_t rows = prods[i].W->rows;
         const int64_t r0 = (lo - first) * kTile, r1 = std::min(rows, (hi - first) * kTile);
         if (fast[i]) ks.gemm_fast(args[i], r0, r1);
-        else ks.gemm_exact(args[i], r0, r1, scratch_floats(size_t(kern::kExactRows * cols)));
+        else ks.gemm_exact(args[i], r0, r1, need_scratch ? cs.at(b) : nullptr);
       }
       first = tile_end[i];
     }
@@ -224,8 +241,9 @@ void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t l
                        int64_t ldy) {
   ThreadPool& pool = ThreadPool::global();
   const int64_t grain = std::max<int64_t>(1, n_tok / pool.size());
+  const ChunkScratch cs = chunk_scratch(n_tok, grain, size_t(W.cols));
   pool.parallel_for(n_tok, grain, [&](int64_t t0, int64_t t1) {
-    float* row = scratch_floats(size_t(W.cols));
+    float* row = cs.at(t0);
     for (int64_t t = t0; t < t1; ++t) std::fill(Y + t * ldy, Y + t * ldy + W.cols, 0.0f);
     for (int64_t r = 0; r < W.rows; ++r) {
       W.dequantize_row(r, row);

@@ -10,9 +10,10 @@
 //    to 8 bits per token once per call, as llama.cpp does (blocks of 256 with one scale for
 //    the K-quants, of 32 for Q8_0/Q4_0), and multiplied in integer arithmetic. Float weights
 //    (F32/F16/BF16/F8) always take the exact path.
-// Decode (one token) streams every weight row once over all threads; prefill decodes each
-// weight block once per tile of 4 rows and reuses it for up to 32 tokens.
-// No heap allocation per call after warm-up (grow-only per-thread scratch).
+// Decode (one token) streams every weight row once over all threads; with several tokens each
+// weight block is decoded once per tile of 8 rows and every token of the call sweeps over it.
+// No heap allocation per call after warm-up: scratch is owned by the calling thread and sized
+// before the workers start, so this holds with any number of threads.
 #pragma once
 
 #include <cstdint>
