@@ -89,7 +89,7 @@ TEST(ServerProtocol, MalformedBodies) {
 
 TEST(ServerProtocol, InvalidUtf8IsRejected) {
   // Raw bytes that are not UTF-8, an overlong encoding, and a lone surrogate escape.
-  for (const std::string bad : {std::string("\xff\xfe"), std::string("\xc0\xaf"), std::string("\\ud800")}) {
+  for (const std::string& bad : {std::string("\xff\xfe"), std::string("\xc0\xaf"), std::string("\\ud800")}) {
     ApiError e = chat_error(R"({"messages":[{"role":"user","content":")" + bad + R"("}]})");
     EXPECT_EQ(e.status(), 400);
     EXPECT_EQ(e.code(), "invalid_json");
