@@ -309,10 +309,18 @@ class SchedulerFixture : public testing::TestWithParam<Param> {
 // them all at once) give exactly the tokens of sequential runs.
 // With a per-step budget of 6 tokens (4 slots), prompt chunks are cut short by the budget and
 // some prefilling requests sit out whole steps; the tokens stay the same.
+// Also on the fast (8-bit activation) matmul path: its multi-token and one-token kernels give
+// each token bit-identical results (batch invariance), so batching cannot change a token.
 TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
+  struct PrecisionGuard {
+    ~PrecisionGuard() { set_matmul_precision(MatmulPrecision::Exact); }
+  } restore;
+  for (MatmulPrecision precision : {MatmulPrecision::Exact, MatmulPrecision::Fast}) {
+  set_matmul_precision(precision);
   for (bool sampled : {false, true}) {
    for (int64_t budget : {512, 6}) {
-    SCOPED_TRACE(testing::Message() << (sampled ? "sampled" : "greedy") << ", batch " << budget);
+    SCOPED_TRACE(testing::Message() << precision_name(precision) << ", "
+                                    << (sampled ? "sampled" : "greedy") << ", batch " << budget);
     const auto reqs = mixed_requests(sampled);
     const int64_t n_ctx = 128;
     std::vector<std::vector<int32_t>> want;
@@ -349,6 +357,7 @@ TEST_P(SchedulerFixture, ConcurrentEqualsSequential) {
     }
     EXPECT_GT(total, 0);
    }
+  }
   }
 }
 
