@@ -371,18 +371,24 @@ TEST(TrainOps, MlaAndMoeBlocksIncludingInputs) {
       moe_forward(c, moe, xn.data(), n, y.data(), cache);
       return dot(y, r);
     };
-    Vec y(size_t(n * D)), dxn(size_t(n * D), 0.0);
+    // Backward from a forward's cache, against finite differences of `f`: the input's gradient
+    // and the router weight's (which exists only through the gate weights of chosen experts).
+    Vec y(size_t(n * D)), dxn(size_t(n * D));
+    auto check_backward = [&](const std::string& what, const MoeCache<double>& cache, const auto& f) {
+      std::fill(dxn.begin(), dxn.end(), 0.0);
+      for (Vec& g : P.grad) std::fill(g.begin(), g.end(), 0.0);
+      moe_backward(c, moe, xn.data(), n, r.data(), cache, dxn.data());
+      expect_fd(what + " dxn", xn, dxn, f);
+      for (size_t i = 0; i < P.specs.size(); ++i)
+        if (P.specs[i].name == "model.layers.1.mlp.gate.weight") {
+          const Vec analytic = P.grad[i];
+          expect_fd(what + " router", P.value[i], analytic, f);
+        }
+    };
+    const std::string kind = softmax ? "moe(softmax)" : "moe(sigmoid)";
     MoeCache<double> cache;
     moe_forward(c, moe, xn.data(), n, y.data(), cache);
-    for (Vec& g : P.grad) std::fill(g.begin(), g.end(), 0.0);
-    moe_backward(c, moe, xn.data(), n, r.data(), cache, dxn.data());
-    expect_fd(softmax ? "moe(softmax) dxn" : "moe(sigmoid) dxn", xn, dxn, f_moe);
-    // The router weight's gradient exists only through the gate weights of chosen experts.
-    for (size_t i = 0; i < P.specs.size(); ++i)
-      if (P.specs[i].name == "model.layers.1.mlp.gate.weight") {
-        const Vec analytic = P.grad[i];
-        expect_fd("moe router", P.value[i], analytic, f_moe);
-      }
+    check_backward(kind, cache, f_moe);
 
     // With the sequence-wise balance loss (2 sequences of S tokens): its value recomputed here
     // from the scores and choices, and the gradients of dot(y, r) + L_bal.
@@ -411,15 +417,7 @@ TEST(TrainOps, MlaAndMoeBlocksIncludingInputs) {
     }
     EXPECT_NEAR(cb.aux_loss, want, 1e-12);
     EXPECT_GT(cb.aux_loss, 0.0);
-    std::fill(dxn.begin(), dxn.end(), 0.0);
-    for (Vec& g : P.grad) std::fill(g.begin(), g.end(), 0.0);
-    moe_backward(c, moe, xn.data(), n, r.data(), cb, dxn.data());
-    expect_fd(softmax ? "moe(softmax)+balance dxn" : "moe(sigmoid)+balance dxn", xn, dxn, f_bal);
-    for (size_t i = 0; i < P.specs.size(); ++i)
-      if (P.specs[i].name == "model.layers.1.mlp.gate.weight") {
-        const Vec analytic = P.grad[i];
-        expect_fd("moe router + balance", P.value[i], analytic, f_bal);
-      }
+    check_backward(kind + "+balance", cb, f_bal);
   }
 }
 

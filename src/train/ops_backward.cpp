@@ -61,61 +61,6 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const
   }
 }
 
-// C[i0..i1) × [j0..j1) of the product. A and B are packed per K chunk into contiguous,
-// zero-padded panels, so odd strides (Aᵀ, power-of-two leading dimensions) cost nothing in
-// the inner loop and edge tiles run the same kernel.
-template <typename T>
-void gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const T* A,
-                int64_t sa_i, int64_t sa_k, const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc,
-                bool accumulate) {
-  constexpr int64_t NR = kNR<T>;
-  if (K == 0) {
-    if (!accumulate)
-      for (int64_t i = i0; i < i1; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, T(0));
-    return;
-  }
-  thread_local std::vector<T> apack, bpack;
-  const int64_t n_iblk = (i1 - i0 + kMR - 1) / kMR;
-  apack.resize(size_t(n_iblk * kMR * kKC));
-  bpack.resize(size_t(kKC * NR));
-  T out[kMR * NR];
-  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-    const int64_t kc = std::min(kKC, K - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (int64_t ib = 0; ib < n_iblk; ++ib) {
-      T* ap = apack.data() + ib * kMR * kKC;
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t ii = 0; ii < kMR; ++ii) {
-          const int64_t i = i0 + ib * kMR + ii;
-          ap[k * kMR + ii] = i < i1 ? A[i * sa_i + (k0 + k) * sa_k] : T(0);
-        }
-    }
-    for (int64_t j = j0; j < j1; j += NR) {
-      const int64_t nr = std::min(NR, j1 - j);
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* brow = B + (k0 + k) * sb_k + j * sb_j;
-        T* bp = bpack.data() + k * NR;
-        if (sb_j == 1 && nr == NR)
-          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = brow[jj];
-        else
-          for (int64_t jj = 0; jj < NR; ++jj) bp[jj] = jj < nr ? brow[jj * sb_j] : T(0);
-      }
-      for (int64_t ib = 0; ib < n_iblk; ++ib) {
-        const int64_t i = i0 + ib * kMR, mr = std::min(kMR, i1 - i);
-        micro_tile(kc, apack.data() + ib * kMR * kKC, 1, kMR, bpack.data(), NR, out);
-        for (int64_t ii = 0; ii < mr; ++ii) {
-          T* crow = C + (i + ii) * ldc + j;
-          const T* o = out + ii * NR;
-          if (acc)
-            for (int64_t jj = 0; jj < nr; ++jj) crow[jj] += o[jj];
-          else
-            for (int64_t jj = 0; jj < nr; ++jj) crow[jj] = o[jj];
-        }
-      }
-    }
-  }
-}
-
 // Packs rows [i, i + kMR) of A over k in [k0, k0 + kc) (zero rows past M) into a kc × kMR
 // panel, reading along A's contiguous direction.
 template <typename T>
@@ -173,6 +118,38 @@ inline void store_tile(const T* out, int64_t mr, int64_t nr, T* C, int64_t ldc, 
   }
 }
 
+// Small products, on the calling thread: per K chunk every row panel of A is packed once,
+// then each column panel of B, and the register tile runs over the zero-padded panels.
+template <typename T>
+void gemm_small(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k, const T* B,
+                int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
+  constexpr int64_t NR = kNR<T>;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+  thread_local std::vector<T> apack, bpack;
+  const int64_t n_iblk = (M + kMR - 1) / kMR;
+  apack.resize(size_t(n_iblk * kMR * kKC));
+  bpack.resize(size_t(kKC * NR));
+  T out[kMR * NR];
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    for (int64_t ib = 0; ib < n_iblk; ++ib)
+      pack_a_panel(ib * kMR, M, k0, kc, A, sa_i, sa_k, apack.data() + ib * kMR * kKC);
+    for (int64_t j = 0; j < N; j += NR) {
+      pack_b_panel(j, N, k0, kc, B, sb_k, sb_j, bpack.data());
+      for (int64_t ib = 0; ib < n_iblk; ++ib) {
+        const int64_t i = ib * kMR;
+        micro_tile(kc, apack.data() + ib * kMR * kKC, 1, kMR, bpack.data(), NR, out);
+        store_tile(out, std::min(kMR, M - i), std::min(NR, N - j), C + i * ldc + j, ldc,
+                   accumulate || k0 > 0);
+      }
+    }
+  }
+}
+
 // Grow-only scratch that is not zeroed (std::vector::resize would value-initialise and copy).
 template <typename T>
 T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
@@ -197,7 +174,7 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
                 const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (K == 0 || M * N * K < (int64_t(1) << 16)) {
-    gemm_block(0, M, 0, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);
+    gemm_small(M, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);
     return;
   }
   constexpr int64_t NR = kNR<T>;
