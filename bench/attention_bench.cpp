@@ -2,7 +2,7 @@
 // src/kernels/attention.* against the per-(token, head) loop it replaced (scores row of length
 // T, softmax, weighted sum: kept here as the "before" baseline).
 //
-//   whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...]
+//   whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline] [--decode-only]
 // Shapes: DeepSeek-V2-Lite absorbed MLA (H 16, c 512, dr 64, 27 layers) and
 // R1-Distill-Qwen-1.5B GQA (H 12, KV 2, dh 128, 28 layers). Decode: 1 query token at depth T.
 // Prefill: 512 query tokens at positions T-512 .. T-1.
@@ -84,15 +84,16 @@ Timing median_ms(int reps, F&& f) {
 int main(int argc, char** argv) {
   int threads = 2, reps = 5;
   std::vector<int64_t> depths;
-  bool skip_baseline = false;
+  bool skip_baseline = false, decode_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-baseline") skip_baseline = true;
+    else if (a == "--decode-only") decode_only = true;
     else if (i + 1 < argc && a == "-t") threads = std::stoi(argv[++i]);
     else if (i + 1 < argc && a == "-r") reps = std::stoi(argv[++i]);
     else if (i + 1 < argc && a == "-d") depths.push_back(std::stoll(argv[++i]));
     else {
-      fmt::print(stderr, "usage: whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline]\n");
+      fmt::print(stderr, "usage: whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline] [--decode-only]\n");
       return 1;
     }
   }
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
   for (const Shape& s : shapes)
     for (int64_t T : depths)
       for (int64_t n : {int64_t(1), int64_t(512)}) {
-        if (n > T) continue;
+        if (n > T || (decode_only && n > 1)) continue;
         const int64_t krow = s.mla ? s.dk : s.Hkv * s.dk, vrow = s.mla ? s.dk : s.Hkv * s.dv;
         std::vector<float> q(size_t(n * s.H * s.dk)), k(size_t(T * krow)), v(s.mla ? 0 : size_t(T * vrow));
         for (auto* vec : {&q, &k, &v})
