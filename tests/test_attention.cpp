@@ -186,6 +186,48 @@ TEST_P(AttentionTest, GqaMatchesReference) {
   std::printf("GQA worst |err| %.3g (%s)\n", worst, attention_isa());
 }
 
+// Long caches are split into row segments (split-K, merged afterwards): lengths around the
+// segment boundaries and past the segment cap, decode and a few prefill tokens, MLA and GQA.
+TEST_P(AttentionTest, LongCacheSegmentsMatchReference) {
+  std::mt19937 rng(5);
+  double worst = 0;
+  for (int64_t T : {512, 513, 1100, 4700})
+    for (int64_t n_tok : {1, 3}) {
+      run_case({.n_tok = n_tok, .n_head = 4, .n_kv_head = 1, .dk = 16 + 8, .dv = 16, .T = T, .mla = true}, rng, &worst);
+      run_case({.n_tok = n_tok, .n_head = 6, .n_kv_head = 2, .dk = 12, .dv = 12, .T = T, .mla = false}, rng, &worst);
+    }
+  // A sharp softmax across segments: the merge rescales by each segment's own max.
+  const Case c{.n_tok = 2, .n_head = 4, .n_kv_head = 1, .dk = 24, .dv = 16, .T = 1500, .mla = true};
+  const Data d = make_data(c, rng);
+  const std::vector<float> want = reference(c, d, 25.0f);
+  std::vector<float> got(want.size());
+  const Paged pg = paginate(c, d, {700}, false);
+  attention(params(c, d, 25.0f, got.data()), pg.blocks);
+  EXPECT_LT(max_abs_diff(got, want), 1e-4);
+  std::printf("long-cache worst |err| %.3g (%s)\n", worst, attention_isa());
+}
+
+// A token's output is the same bits alone or inside a batch of tokens (the segment cut depends
+// on its own position only): the scheduler relies on it (concurrent = sequential).
+TEST_P(AttentionTest, TokenResultIndependentOfBatch) {
+  std::mt19937 rng(6);
+  for (int64_t T : {300, 2000}) {
+    const Case c{.n_tok = 4, .n_head = 8, .n_kv_head = 1, .dk = 40, .dv = 32, .T = T, .mla = true};
+    const Data d = make_data(c, rng);
+    const Paged pg = paginate(c, d, {T / 3, T / 3 + 16}, true);
+    std::vector<float> batch(size_t(c.n_tok * c.n_head * c.dv));
+    attention(params(c, d, 0.2f, batch.data()), pg.blocks);
+    for (int64_t t = 0; t < c.n_tok; ++t) {
+      AttnParams p = params(c, d, 0.2f, nullptr);
+      std::vector<float> one(size_t(c.n_head * c.dv));
+      p.n_tok = 1, p.q = d.q.data() + t * c.n_head * c.dk, p.pos = d.pos.data() + t, p.out = one.data();
+      attention(p, pg.blocks);
+      for (size_t j = 0; j < one.size(); ++j)
+        ASSERT_EQ(one[j], batch[size_t(t * c.n_head * c.dv) + j]) << "T " << T << " token " << t;
+    }
+  }
+}
+
 // Driving the state API block by block (as a paged cache walker would) gives the same result.
 TEST_P(AttentionTest, BlockByBlockState) {
   std::mt19937 rng(3);

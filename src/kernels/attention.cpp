@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -109,17 +110,17 @@ WHALE_AVX2 inline void dot_tile(const float* const* q, const float* k, int64_t k
   __m256 acc[NQ][NR];
 #pragma GCC unroll 4
   for (int i = 0; i < NQ; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   int64_t d = 0;
   for (; d + 8 <= dk; d += 8) {
     __m256 kv[NR];
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int j = 0; j < NR; ++j) kv[j] = load_reg(k + j * ks + d);
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; ++i) {
-      const __m256 qv = _mm256_loadu_ps(q[i] + d);
-#pragma GCC unroll 2
+      const __m256 qv = load_reg(q[i] + d);
+#pragma GCC unroll 3
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
     }
   }
@@ -135,7 +136,8 @@ template <int NQ>
 WHALE_AVX2 void scores_n(const float* const* q, const float* k, int64_t ks, int64_t nr, int64_t dk,
                          float scale, float* s) {
   int64_t u = 0;
-  for (; u + 2 <= nr; u += 2) dot_tile<NQ, 2>(q, k + u * ks, ks, dk, scale, s + u);
+  for (; u + 3 <= nr; u += 3) dot_tile<NQ, 3>(q, k + u * ks, ks, dk, scale, s + u);
+  if (u + 2 <= nr) dot_tile<NQ, 2>(q, k + u * ks, ks, dk, scale, s + u), u += 2;
   if (u < nr) dot_tile<NQ, 1>(q, k + u * ks, ks, dk, scale, s + u);
 }
 
@@ -304,32 +306,144 @@ void attn_state_finish(SoftmaxState s, int64_t nq, int64_t dv) {
   }
 }
 
+namespace {
+
+// Split-K over cache rows: token t's visible rows [0, V) are cut into segments, each folded
+// into its own softmax state by any thread, then merged in segment order. The cut depends on V
+// only (not on the batch, the thread count or the schedule), so a token's result is the same
+// bits whatever else is in the batch (the scheduler's concurrent = sequential test), and decode
+// (one token, one MLA stream) still spreads over all threads with every row tile serving all
+// heads. At most kMaxSeg segments of at least kSegRows rows, whole row tiles each.
+constexpr int64_t kSegRows = 512;
+constexpr int64_t kMaxSeg = 8;
+constexpr size_t kScratchFloats = size_t(1) << 20;  // partial states per calling thread (4 MiB)
+
+struct Segments {
+  int64_t n, len;  // count, rows per segment (the last may be shorter)
+};
+Segments segments_of(int64_t visible) {
+  if (visible <= kSegRows) return {1, std::max<int64_t>(visible, 1)};
+  const int64_t want = std::min<int64_t>((visible + kSegRows - 1) / kSegRows, kMaxSeg);
+  const int64_t len = ((visible + want - 1) / want + kRT - 1) / kRT * kRT;
+  return {(visible + len - 1) / len, len};
+}
+
+// Folds the rows at positions [r0, r1) of every block into the state.
+void fold_rows(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
+               int64_t r0, int64_t r1, SoftmaxState st) {
+  for (const KvBlock& b : blocks) {
+    const int64_t lo = std::max(r0, b.pos0), hi = std::min(r1, b.pos0 + b.rows);
+    if (lo >= hi) continue;
+    const KvBlock part{.k = b.k + (lo - b.pos0) * b.k_stride, .v = b.v + (lo - b.pos0) * b.v_stride,
+                       .rows = hi - lo, .k_stride = b.k_stride, .v_stride = b.v_stride, .pos0 = lo};
+    block_dispatch(p, t, h0, nh, part, st);
+  }
+}
+
+// out_i = Σ_s e^{m_s,i - M} acc_s,i / Σ_s e^{m_s,i - M} l_s,i over the n segment states
+// (`stride` floats apart; each {m [nh], l [nh], acc [nh][dv]}).
+void merge_states(const float* states, int64_t n, int64_t stride, int64_t nh, int64_t dv,
+                  float* const* out) {
+  for (int64_t i = 0; i < nh; ++i) {
+    float M = kNegInf;
+    for (int64_t s = 0; s < n; ++s) M = std::max(M, states[s * stride + i]);
+    float* o = out[i];
+    std::fill(o, o + dv, 0.0f);
+    if (M == kNegInf) continue;  // saw no row
+    float l = 0;
+    for (int64_t s = 0; s < n; ++s) {
+      const float* st = states + s * stride;
+      if (st[i] == kNegInf) continue;
+      const float w = std::exp(st[i] - M);
+      l += w * st[nh + i];
+      const float* acc = st + 2 * nh + i * dv;
+      for (int64_t j = 0; j < dv; ++j) o[j] += w * acc[j];
+    }
+    const float inv = l > 0 ? 1.0f / l : 0.0f;
+    for (int64_t j = 0; j < dv; ++j) o[j] *= inv;
+  }
+}
+
+}  // namespace
+
 void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
   check_attention(p, blocks);
   if (p.n_tok == 0) return;
   const int64_t G = p.n_head / p.n_kv_head;
-  // Work unit: one token, one KV head, a run of that head's query heads. Decode has few
-  // tokens, so the heads are split until every thread has a unit; a unit walks every block
-  // once and reuses each row tile across its queries.
+  int64_t max_seg = 1;
+  for (int64_t t = 0; t < p.n_tok; ++t) max_seg = std::max(max_seg, segments_of(int64_t(p.pos[t]) + 1).n);
+  // Work unit: one token, one KV head, a run of that head's query heads; an item is a unit's
+  // segment. Heads are split only while there are fewer items than threads (a unit reuses
+  // each row tile across all its queries).
   const int64_t threads = ThreadPool::global().size();
   int64_t split = (G + kMaxUnit - 1) / kMaxUnit;
-  while (p.n_tok * p.n_kv_head * split < threads && split * kQT < G) ++split;
+  while (p.n_tok * p.n_kv_head * split * max_seg < threads && split * kQT < G) ++split;
   const int64_t chunk = (G + split - 1) / split;
   const int64_t units = p.n_tok * p.n_kv_head * split;
-  ThreadPool::global().parallel_for(units, 1, [&](int64_t u0, int64_t u1) {
-    float m[kMaxUnit], l[kMaxUnit];
-    float* acc[kMaxUnit];
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t t = u / (p.n_kv_head * split), g = (u / split) % p.n_kv_head, c = u % split;
-      const int64_t h0 = g * G + c * chunk, nh = std::min(chunk, G - c * chunk);
-      if (nh <= 0) continue;
-      for (int64_t i = 0; i < nh; ++i) acc[i] = p.out + t * p.o_tok_stride + (h0 + i) * p.o_head_stride;
-      const SoftmaxState st{m, l, acc};
-      attn_state_init(st, nh, p.dv);
-      for (const KvBlock& b : blocks) block_dispatch(p, t, h0, nh, b, st);
-      attn_state_finish(st, nh, p.dv);
-    }
-  });
+  struct Unit {
+    int64_t t, h0, nh;
+  };
+  auto unit_of = [&](int64_t u) {
+    const int64_t t = u / (p.n_kv_head * split), g = (u / split) % p.n_kv_head, c = u % split;
+    const int64_t h0 = g * G + c * chunk;
+    return Unit{t, h0, std::max<int64_t>(0, std::min(chunk, G - c * chunk))};
+  };
+  auto out_rows = [&](const Unit& w, float** acc) {
+    for (int64_t i = 0; i < w.nh; ++i) acc[i] = p.out + w.t * p.o_tok_stride + (w.h0 + i) * p.o_head_stride;
+  };
+
+  if (max_seg == 1) {  // every token in one segment: fold straight into the output rows
+    ThreadPool::global().parallel_for(units, 1, [&](int64_t u0, int64_t u1) {
+      float m[kMaxUnit], l[kMaxUnit];
+      float* acc[kMaxUnit];
+      for (int64_t u = u0; u < u1; ++u) {
+        const Unit w = unit_of(u);
+        if (w.nh == 0) continue;
+        out_rows(w, acc);
+        const SoftmaxState st{m, l, acc};
+        attn_state_init(st, w.nh, p.dv);
+        for (const KvBlock& b : blocks) block_dispatch(p, w.t, w.h0, w.nh, b, st);
+        attn_state_finish(st, w.nh, p.dv);
+      }
+    });
+    return;
+  }
+
+  // Partial states [unit in wave][segment] = {m [chunk], l [chunk], acc [chunk][dv]}, in a
+  // buffer of the calling thread that is allocated once (waves of units keep it bounded).
+  const int64_t state_floats = chunk * (p.dv + 2), unit_floats = max_seg * state_floats;
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < std::max(kScratchFloats, size_t(unit_floats)))
+    scratch.resize(std::max(kScratchFloats, size_t(unit_floats)));
+  float* const states = scratch.data();
+  const int64_t wave = std::max<int64_t>(1, int64_t(scratch.size()) / unit_floats);
+  for (int64_t w0 = 0; w0 < units; w0 += wave) {
+    const int64_t nw = std::min(wave, units - w0);
+    ThreadPool::global().parallel_for(nw * max_seg, 1, [&](int64_t i0, int64_t i1) {
+      float* acc[kMaxUnit];
+      for (int64_t i = i0; i < i1; ++i) {
+        const Unit w = unit_of(w0 + i / max_seg);
+        const int64_t seg = i % max_seg;
+        float* st_base = states + i * state_floats;
+        for (int64_t h = 0; h < w.nh; ++h) acc[h] = st_base + 2 * w.nh + h * p.dv;
+        const SoftmaxState st{st_base, st_base + w.nh, acc};
+        attn_state_init(st, w.nh, p.dv);
+        const Segments sg = segments_of(int64_t(p.pos[w.t]) + 1);
+        if (w.nh == 0 || seg >= sg.n) continue;
+        fold_rows(p, w.t, w.h0, w.nh, blocks, seg * sg.len, (seg + 1) * sg.len, st);
+      }
+    });
+    ThreadPool::global().parallel_for(nw, 1, [&](int64_t u0, int64_t u1) {
+      float* acc[kMaxUnit];
+      for (int64_t u = u0; u < u1; ++u) {
+        const Unit w = unit_of(w0 + u);
+        if (w.nh == 0) continue;
+        out_rows(w, acc);
+        const int64_t n = segments_of(int64_t(p.pos[w.t]) + 1).n;
+        merge_states(states + u * unit_floats, n, state_floats, w.nh, p.dv, acc);
+      }
+    });
+  }
 }
 
 void mla_attention(const float* q, int64_t n_tok, int64_t n_head, int64_t C, int64_t dr,
