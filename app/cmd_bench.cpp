@@ -21,6 +21,7 @@
 #include <memory>
 #include <random>
 
+#include "cache_type.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -36,6 +37,7 @@ struct BenchArgs {
   int n_prompt = 512, n_gen = 128, depth = 0, threads = 0, reps = 3;
   std::string output = "md";
   int64_t mla_expanded_min = LoadOptions{}.mla_expanded_min;
+  std::string cache_type;
 };
 
 struct ModelStats {
@@ -105,7 +107,8 @@ struct Test {
 
 class Runner {
  public:
-  Runner(Model& m, int64_t n_ctx) : m_(m), kv_(m.config(), n_ctx), logits_(size_t(m.config().n_vocab)) {}
+  Runner(Model& m, int64_t n_ctx, KvType kv_type)
+      : m_(m), kv_(m.config(), n_ctx, kv_type), logits_(size_t(m.config().n_vocab)) {}
   KvCache& kv() { return kv_; }
 
   // Forward of `n` random tokens at positions [pos, pos + n), in batches of at most `batch`.
@@ -149,7 +152,7 @@ void run_bench(const BenchArgs& a) {
   auto model = load_model(a.model, LoadOptions{.mla_expanded_min = a.mla_expanded_min});
   const ModelStats stats = model_stats(*model);
   const int64_t n_ctx = int64_t(a.depth) + std::max(a.n_prompt, a.n_gen);
-  Runner run(*model, n_ctx);
+  Runner run(*model, n_ctx, cache_type_or(a.cache_type, DType::F16));
   constexpr int64_t kBatch = 512;  // prefill batch (llama.cpp's default n_batch)
   if (a.depth > 0) {
     fmt::print(stderr, "bench: prefilling {} tokens (not timed)\n", a.depth);
@@ -194,7 +197,7 @@ void run_bench(const BenchArgs& a) {
   }
   if (!md) return;
   fmt::print("\npeak RSS: {:.2f} GiB ({} bytes)\n", peak_rss_bytes() / 1073741824.0, peak_rss_bytes());
-  fmt::print("KV cache: {} bytes/token (f32)\n", run.kv().bytes_per_token());
+  fmt::print("KV cache: {} bytes/token ({})\n", run.kv().bytes_per_token(), dtype_name(run.kv().type()));
   for (const Test& t : tests) {
     if (t.n_gen == 0) continue;
     fmt::print("{}: weights read per token {:.3f} GiB ({} bytes) -> {:.2f} GB/s achieved (weights only)\n",
@@ -215,6 +218,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->add_option("-r,--repetitions", a->reps, "timed repetitions per test")->capture_default_str();
   cmd->add_option("-o,--output", a->output, "md (table) or json (one object per test per line)")->capture_default_str();
+  add_cache_type_option(cmd, &a->cache_type);
   cmd->add_option("--mla-expanded-min", a->mla_expanded_min,
                   "deepseek2: batches of at least this many tokens use expanded (not absorbed) MLA");
   cmd->callback([a] { run_bench(*a); });

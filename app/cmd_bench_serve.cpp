@@ -16,6 +16,7 @@
 #include <mutex>
 #include <random>
 
+#include "cache_type.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -33,6 +34,7 @@ struct BenchServeArgs {
   int64_t n_prompt = 16, n_gen = 64;
   int64_t batch = 512;
   int threads = 0;
+  std::string cache_type;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -41,10 +43,10 @@ using Clock = std::chrono::steady_clock;
 // (each with its own logits, at position `pos` over paged KV) with no scheduler, sampling or
 // callbacks around it. Median of `reps` runs, in ms. The KV rows it attends over are whatever
 // the fresh pages hold: only the time matters here.
-double bare_decode_step_ms(Model& model, int64_t P, int64_t pos, int reps) {
+double bare_decode_step_ms(Model& model, int64_t P, int64_t pos, int reps, KvType kv_type) {
   const int64_t page_tokens = 16, pages_per_seq = pos / page_tokens + 1, V = model.config().n_vocab;
-  KvPagePool pool(model.config(), P * pages_per_seq, page_tokens);
-  std::vector<std::vector<float*>> k(static_cast<size_t>(P)), v(static_cast<size_t>(P));
+  KvPagePool pool(model.config(), P * pages_per_seq, page_tokens, kv_type);
+  std::vector<std::vector<void*>> k(static_cast<size_t>(P)), v(static_cast<size_t>(P));
   for (int64_t i = 0; i < P; ++i)
     for (int64_t j = 0; j < pages_per_seq; ++j) {
       const int32_t page = pool.allocate();
@@ -87,7 +89,8 @@ void run_bench_serve(const BenchServeArgs& a) {
     Clock::time_point all_first, last;
     Scheduler sched(*model, SchedulerOptions{.n_ctx = a.n_prompt + a.n_gen, .parallel = P,
                                              .queue_max = 0, .prefill_chunk = 512,
-                                             .batch_tokens = std::max(a.batch, P)});
+                                             .batch_tokens = std::max(a.batch, P),
+                                             .kv_type = cache_type_or(a.cache_type, DType::F16)});
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < P; ++i) {
       GenRequest r;
@@ -123,7 +126,7 @@ void run_bench_serve(const BenchServeArgs& a) {
     // Every step of the decode phase advances each of the P requests by one token.
     const double decode_tps = double(tokens - tokens_at_all_first) / std::max(decode, 1e-9);
     lock.unlock();
-    const double bare = bare_decode_step_ms(*model, P, a.n_prompt + a.n_gen / 2, 3);
+    const double bare = bare_decode_step_ms(*model, P, a.n_prompt + a.n_gen / 2, 3, cache_type_or(a.cache_type, DType::F16));
     fmt::print("| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.3f} |\n", P, wall, double(tokens) / wall,
                decode_tps, 1e3 * double(P) / std::max(decode_tps, 1e-9), bare, ttft_sum / double(P));
   }
@@ -142,6 +145,7 @@ void register_bench_serve(CLI::App& app) {
   cmd->add_option("-b,--batch-size", a->batch, "most tokens per step (raised to --parallel when below)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+  add_cache_type_option(cmd, &a->cache_type);
   cmd->callback([a] { run_bench_serve(*a); });
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cache_type.h"
 #include "chat_ui.h"
 #include "commands.h"
 #include "core/error.h"
@@ -23,6 +24,7 @@ struct ChatArgs {
   int n_predict = 2048, n_ctx = 4096, threads = 0;
   SamplerParams sampling{.temperature = 0.6f, .top_k = 40, .top_p = 0.95f, .seed = 0};
   bool hide_reasoning = false;
+  std::string cache_type;
 };
 
 void run_chat(const ChatArgs& a) {
@@ -32,7 +34,7 @@ void run_chat(const ChatArgs& a) {
   const std::string tmpl = read_file_if_given(a.template_file);
   if (tmpl.empty() && text.chat_template.empty())
     fail("{}: the model has no chat template (pass --template FILE.jinja)", a.model);
-  Session session(*model, a.n_ctx);
+  Session session(*model, a.n_ctx, cache_type_or(a.cache_type, DType::F16));
   GenerateOptions gen{.max_tokens = a.n_predict, .sampling = a.sampling, .stop_tokens = text.stop_tokens};
   ChatUiOptions ui{.hide_reasoning = a.hide_reasoning, .color = bool(isatty(STDOUT_FILENO))};
   install_interrupt_handler();
@@ -100,6 +102,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--top-p", a->sampling.top_p, "top-p")->capture_default_str();
   cmd->add_option("--seed", a->sampling.seed, "random seed")->capture_default_str();
   cmd->add_flag("--hide-reasoning", a->hide_reasoning, "do not show the <think> reasoning");
+  add_cache_type_option(cmd, &a->cache_type);
   cmd->callback([a] { run_chat(*a); });
 }
 

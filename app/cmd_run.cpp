@@ -17,6 +17,7 @@
 #include "file_io.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "cache_type.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
@@ -36,6 +37,7 @@ struct RunArgs {
   SamplerParams sampling;
   std::string dump_logits;
   bool naive_mla = false;
+  std::string cache_type;  // empty: f16, or f32 with --dump-logits (the exact path fixtures check)
   // Text mode (-p): the prompt goes through the chat template unless --raw.
   std::string prompt, template_file;
   bool raw = false, hide_reasoning = false;
@@ -85,7 +87,7 @@ void run_text_prompt(const RunArgs& a) {
   }
   const int64_t n_prompt = int64_t(text.tokenizer->encode(prompt, !use_template).size());
   const int64_t n_ctx = a.n_ctx > 0 ? a.n_ctx : n_prompt + a.n_predict;
-  Session session(*model, n_ctx);
+  Session session(*model, n_ctx, cache_type_or(a.cache_type, DType::F16));
   GenerateOptions gen{.max_tokens = a.n_predict, .sampling = a.sampling, .stop_tokens = text.stop_tokens};
   install_interrupt_handler();
   stream_answer(session, text, prompt, gen,
@@ -116,7 +118,7 @@ void run_generate(const RunArgs& a) {
   if (needed > n_ctx)
     fail("prompt ({} tokens) + {} to generate exceed the context of {} (-c)", prompt.size(),
          a.n_predict, n_ctx);
-  KvCache kv(c, n_ctx);
+  KvCache kv(c, n_ctx, cache_type_or(a.cache_type, a.dump_logits.empty() ? DType::F16 : DType::F32));
   fmt::print(stderr, "whale: loaded {} ({}) in {:.2f} s, context {}, KV cache {} bytes/token\n",
              a.model, arch_name(c.arch), seconds_since(t0), n_ctx, kv.bytes_per_token());
 
@@ -175,6 +177,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--seed", a->sampling.seed, "random seed")->capture_default_str();
   cmd->add_option("--dump-logits", a->dump_logits, "write prompt logits as f32 [n_prompt, n_vocab]");
   cmd->add_flag("--naive-mla", a->naive_mla, "deepseek2: expanded (non-absorbed) MLA, for checking");
+  add_cache_type_option(cmd, &a->cache_type, "f16, f32 with --dump-logits");
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cache_type.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -24,6 +25,7 @@ struct ServeArgs {
   server::ServerOptions http;
   SchedulerOptions sched;
   int threads = 0;
+  std::string cache_type;
 };
 
 void run_serve(ServeArgs a) {
@@ -37,6 +39,7 @@ void run_serve(ServeArgs a) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  a.sched.kv_type = cache_type_or(a.cache_type, DType::F16);
   auto model = load_model(a.model);
   TextAssets text = load_text_assets(a.model);
   a.http.chat_template = read_file_if_given(a.template_file);
@@ -91,6 +94,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-body", a->http.max_body_bytes, "largest request body in bytes")->capture_default_str();
   cmd->add_option("--threads-http", a->http.http_threads, "connections served at once")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "compute threads (default: all cores)");
+  add_cache_type_option(cmd, &a->cache_type);
   cmd->callback([a] { run_serve(*a); });
 }
 

@@ -3,6 +3,8 @@
 // T, softmax, weighted sum: kept here as the "before" baseline).
 //
 //   whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline] [--decode-only]
+//                    [--cache-type f32|f16]   (f16: the kernel reads f16 rows; the baseline gets
+//                                              the same values widened to f32)
 // Shapes: DeepSeek-V2-Lite absorbed MLA (H 16, c 512, dr 64, 27 layers) and
 // R1-Distill-Qwen-1.5B GQA (H 12, KV 2, dh 128, 28 layers). Decode: 1 query token at depth T.
 // Prefill: 512 query tokens at positions T-512 .. T-1.
@@ -19,6 +21,8 @@
 #include "core/threadpool.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
+#include "model/kv_cache.h"
+#include "core/dtype.h"
 
 using namespace whale;
 
@@ -85,22 +89,24 @@ int main(int argc, char** argv) {
   int threads = 2, reps = 5;
   std::vector<int64_t> depths;
   bool skip_baseline = false, decode_only = false;
+  DType cache_type = DType::F32;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-baseline") skip_baseline = true;
     else if (a == "--decode-only") decode_only = true;
+    else if (i + 1 < argc && (a == "--cache-type" || a == "-ctk")) cache_type = parse_kv_type(argv[++i]);
     else if (i + 1 < argc && a == "-t") threads = std::stoi(argv[++i]);
     else if (i + 1 < argc && a == "-r") reps = std::stoi(argv[++i]);
     else if (i + 1 < argc && a == "-d") depths.push_back(std::stoll(argv[++i]));
     else {
-      fmt::print(stderr, "usage: whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline] [--decode-only]\n");
+      fmt::print(stderr, "usage: whale_attn_bench [-t THREADS] [-r REPS] [-d DEPTH ...] [--no-baseline] [--decode-only] [--cache-type f32|f16]\n");
       return 1;
     }
   }
   if (depths.empty()) depths = {512, 4096};
   ThreadPool::set_default_threads(threads);
-  fmt::print("attention ({} threads, {} inner loops), median of {}\n", ThreadPool::global().size(),
-             attention_isa(), reps);
+  fmt::print("attention ({} threads, {} inner loops, {} cache), median of {}\n", ThreadPool::global().size(),
+             attention_isa(), dtype_name(cache_type), reps);
   fmt::print("| shape | test | T | before ms/layer | after ms/layer | speed-up | after GFLOP/s | after GFLOP per CPU-s | before GFLOP per CPU-s | after ms/token (all layers) |\n");
   fmt::print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   const Shape shapes[] = {{"V2-Lite MLA", 16, 1, 512 + 64, 512, 27, true},
@@ -115,12 +121,22 @@ int main(int argc, char** argv) {
         std::vector<float> q(size_t(n * s.H * s.dk)), k(size_t(T * krow)), v(s.mla ? 0 : size_t(T * vrow));
         for (auto* vec : {&q, &k, &v})
           for (float& x : *vec) x = nd(rng);
+        std::vector<uint16_t> k16, v16;
+        if (cache_type == DType::F16) {  // round the data to f16 so both sides see the same values
+          for (auto* vec : {&k, &v})
+            for (float& x : *vec) x = f16_to_f32(f32_to_f16(x));
+          for (float x : k) k16.push_back(f32_to_f16(x));
+          for (float x : v) v16.push_back(f32_to_f16(x));
+        }
         const float* vp = s.mla ? k.data() : v.data();
+        const bool f16 = cache_type == DType::F16;
+        const void* kk = f16 ? static_cast<const void*>(k16.data()) : k.data();
+        const void* vv = f16 ? (s.mla ? kk : static_cast<const void*>(v16.data())) : vp;
         std::vector<int32_t> pos(static_cast<size_t>(n));
         for (int64_t t = 0; t < n; ++t) pos[size_t(t)] = int32_t(T - n + t);
         std::vector<float> out(size_t(n * s.H * s.dv)), ref(out.size()), scores;
         const float scale = 1.0f / std::sqrt(float(s.dk));
-        const KvBlock b{.k = k.data(), .v = vp, .rows = T, .k_stride = krow, .v_stride = vrow, .pos0 = 0};
+        const KvBlock b{.k = kk, .v = vv, .rows = T, .k_stride = krow, .v_stride = vrow, .pos0 = 0, .type = cache_type};
         const AttnParams p{.n_tok = n, .n_head = s.H, .n_kv_head = s.Hkv, .dk = s.dk, .dv = s.dv,
                            .k_head_offset = s.mla ? 0 : s.dk, .v_head_offset = s.mla ? 0 : s.dv,
                            .q = q.data(), .q_tok_stride = s.H * s.dk, .q_head_stride = s.dk,

@@ -83,7 +83,7 @@ std::string param_name(const testing::TestParamInfo<Param>& info) {
 
 // A sequence's cache in a page pool, as the scheduler keeps it.
 struct PagedSeq {
-  std::vector<float*> k, v;
+  std::vector<void*> k, v;
   PagedSeq(KvPagePool& pool, int64_t n_positions) {
     for (int64_t i = 0; i * pool.page_tokens() < n_positions; ++i) {
       const int32_t p = pool.allocate();
@@ -154,8 +154,14 @@ TEST_P(BatchedForward, EqualsSeparateForwards) {
   const KvWidths w = kv_widths(model->config());
   for (int64_t il = 0; il < model->config().n_layer; ++il)
     for (int64_t p = 0; p < 15; ++p) {
-      kv_err = std::max(kv_err, rel_err(ba.k(il, p), ka.k(il, p), size_t(w.k)));
-      if (w.v) kv_err = std::max(kv_err, rel_err(ba.v(il, p), ka.v(il, p), size_t(w.v)));
+      std::vector<float> got(size_t(w.k)), want(size_t(w.k));
+      ba.load_k(il, p, got.data()), ka.blocks().load_k(il, p, want.data());
+      kv_err = std::max(kv_err, rel_err(got.data(), want.data(), size_t(w.k)));
+      if (w.v) {
+        got.resize(size_t(w.v)), want.resize(size_t(w.v));
+        ba.load_v(il, p, got.data()), ka.blocks().load_v(il, p, want.data());
+        kv_err = std::max(kv_err, rel_err(got.data(), want.data(), size_t(w.v)));
+      }
     }
   EXPECT_LE(kv_err, 1e-5);
 

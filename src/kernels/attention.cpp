@@ -24,20 +24,24 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 bool g_force_portable = false;
 
-// ---- portable inner loops (the reference for the SIMD ones) ----
+inline float ld1(const float* p) { return *p; }
+inline float ld1(const uint16_t* p) { return f16_to_f32(*p); }
+
+// ---- portable inner loops (the reference for the SIMD ones); E: float or uint16_t (f16) ----
 struct Portable {
   // s[i * kRT + u] = scale · q_i · k_u for u < nr
-  static void scores(const float* const* q, int nq, const float* k, int64_t ks, int64_t nr,
+  template <class E>
+  static void scores(const float* const* q, int nq, const E* k, int64_t ks, int64_t nr,
                      int64_t dk, float scale, float* s) {
     for (int i = 0; i < nq; ++i)
       for (int64_t u = 0; u < nr; ++u) {
-        const float* kr = k + u * ks;
+        const E* kr = k + u * ks;
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t d = 0;
         for (; d + 8 <= dk; d += 8)
-          for (int j = 0; j < 8; ++j) acc[j] += q[i][d + j] * kr[d + j];
+          for (int j = 0; j < 8; ++j) acc[j] += q[i][d + j] * ld1(kr + d + j);
         float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (; d < dk; ++d) sum += q[i][d] * kr[d];
+        for (; d < dk; ++d) sum += q[i][d] * ld1(kr + d);
         s[i * kRT + u] = scale * sum;
       }
   }
@@ -51,20 +55,21 @@ struct Portable {
     for (int64_t j = 0; j < n; ++j) a[j] *= f;
   }
   // acc_i += Σ_u p[i * kRT + u] · v_u
-  static void pv(const float* p, int nq, const float* v, int64_t vs, int64_t nr, int64_t dv,
+  template <class E>
+  static void pv(const float* p, int nq, const E* v, int64_t vs, int64_t nr, int64_t dv,
                  float* const* acc) {
     for (int i = 0; i < nq; ++i)
       for (int64_t u = 0; u < nr; ++u) {
         const float w = p[i * kRT + u];
-        const float* vr = v + u * vs;
+        const E* vr = v + u * vs;
         float* a = acc[i];
-        for (int64_t j = 0; j < dv; ++j) a[j] += w * vr[j];
+        for (int64_t j = 0; j < dv; ++j) a[j] += w * ld1(vr + j);
       }
   }
 };
 
 #ifdef WHALE_ATTN_X86
-#define WHALE_AVX2 __attribute__((target("avx2,fma")))
+#define WHALE_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 WHALE_AVX2 inline float hsum(__m256 v) {
   __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -80,6 +85,10 @@ WHALE_AVX2 inline __m256 load_reg(const float* p) {
   __m256 v = _mm256_loadu_ps(p);
   asm("" : "+x"(v));
   return v;
+}
+// 8 f16 values widened (F16C): a register already, so nothing to fold.
+WHALE_AVX2 inline __m256 load_reg(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 // e^x for x <= 0 (softmax arguments): 2^n · e^r, |r| <= ln2/2, degree-6 Taylor (rel. error
@@ -104,8 +113,8 @@ WHALE_AVX2 inline __m256 exp_neg(__m256 x) {
 
 // NQ queries × NR rows of dot products, 8 floats a step: every loaded K vector serves NQ
 // queries and every query vector NR rows.
-template <int NQ, int NR>
-WHALE_AVX2 inline void dot_tile(const float* const* q, const float* k, int64_t ks, int64_t dk,
+template <int NQ, int NR, class E>
+WHALE_AVX2 inline void dot_tile(const float* const* q, const E* k, int64_t ks, int64_t dk,
                                 float scale, float* s) {
   __m256 acc[NQ][NR];
 #pragma GCC unroll 4
@@ -127,30 +136,30 @@ WHALE_AVX2 inline void dot_tile(const float* const* q, const float* k, int64_t k
   for (int i = 0; i < NQ; ++i)
     for (int j = 0; j < NR; ++j) {
       float sum = hsum(acc[i][j]);
-      for (int64_t e = d; e < dk; ++e) sum += q[i][e] * k[j * ks + e];
+      for (int64_t e = d; e < dk; ++e) sum += q[i][e] * ld1(k + j * ks + e);
       s[i * kRT + j] = scale * sum;
     }
 }
 
-template <int NQ>
-WHALE_AVX2 void scores_n(const float* const* q, const float* k, int64_t ks, int64_t nr, int64_t dk,
+template <int NQ, class E>
+WHALE_AVX2 void scores_n(const float* const* q, const E* k, int64_t ks, int64_t nr, int64_t dk,
                          float scale, float* s) {
   int64_t u = 0;
-  for (; u + 3 <= nr; u += 3) dot_tile<NQ, 3>(q, k + u * ks, ks, dk, scale, s + u);
-  if (u + 2 <= nr) dot_tile<NQ, 2>(q, k + u * ks, ks, dk, scale, s + u), u += 2;
-  if (u < nr) dot_tile<NQ, 1>(q, k + u * ks, ks, dk, scale, s + u);
+  for (; u + 3 <= nr; u += 3) dot_tile<NQ, 3, E>(q, k + u * ks, ks, dk, scale, s + u);
+  if (u + 2 <= nr) dot_tile<NQ, 2, E>(q, k + u * ks, ks, dk, scale, s + u), u += 2;
+  if (u < nr) dot_tile<NQ, 1, E>(q, k + u * ks, ks, dk, scale, s + u);
 }
 
 // acc_i[c .. c+16) += Σ_u p_i[u] · v_u[c .. c+16): 2 V loads and NQ broadcasts feed 2·NQ FMAs.
-template <int NQ>
-WHALE_AVX2 void pv_n(const float* p, const float* v, int64_t vs, int64_t nr, int64_t dv,
+template <int NQ, class E>
+WHALE_AVX2 void pv_n(const float* p, const E* v, int64_t vs, int64_t nr, int64_t dv,
                      float* const* acc) {
   int64_t c = 0;
   for (; c + 16 <= dv; c += 16) {
     __m256 a0[NQ], a1[NQ];
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; ++i) a0[i] = _mm256_loadu_ps(acc[i] + c), a1[i] = _mm256_loadu_ps(acc[i] + c + 8);
-    const float* vr = v + c;
+    const E* vr = v + c;
     for (int64_t u = 0; u < nr; ++u, vr += vs) {
       const __m256 v0 = load_reg(vr), v1 = load_reg(vr + 8);
 #pragma GCC unroll 4
@@ -166,19 +175,20 @@ WHALE_AVX2 void pv_n(const float* p, const float* v, int64_t vs, int64_t nr, int
   for (; c < dv; ++c)
     for (int i = 0; i < NQ; ++i) {
       float a = acc[i][c];
-      for (int64_t u = 0; u < nr; ++u) a += p[i * kRT + u] * v[u * vs + c];
+      for (int64_t u = 0; u < nr; ++u) a += p[i * kRT + u] * ld1(v + u * vs + c);
       acc[i][c] = a;
     }
 }
 
 struct Avx2 {
-  WHALE_AVX2 static void scores(const float* const* q, int nq, const float* k, int64_t ks, int64_t nr,
+  template <class E>
+  WHALE_AVX2 static void scores(const float* const* q, int nq, const E* k, int64_t ks, int64_t nr,
                                 int64_t dk, float scale, float* s) {
     switch (nq) {
-      case 1: return scores_n<1>(q, k, ks, nr, dk, scale, s);
-      case 2: return scores_n<2>(q, k, ks, nr, dk, scale, s);
-      case 3: return scores_n<3>(q, k, ks, nr, dk, scale, s);
-      default: return scores_n<4>(q, k, ks, nr, dk, scale, s);
+      case 1: return scores_n<1, E>(q, k, ks, nr, dk, scale, s);
+      case 2: return scores_n<2, E>(q, k, ks, nr, dk, scale, s);
+      case 3: return scores_n<3, E>(q, k, ks, nr, dk, scale, s);
+      default: return scores_n<4, E>(q, k, ks, nr, dk, scale, s);
     }
   }
   WHALE_AVX2 static float exp_sum(float* x, int64_t n, float m) {
@@ -200,13 +210,14 @@ struct Avx2 {
     for (; j + 8 <= n; j += 8) _mm256_storeu_ps(a + j, _mm256_mul_ps(_mm256_loadu_ps(a + j), fv));
     for (; j < n; ++j) a[j] *= f;
   }
-  WHALE_AVX2 static void pv(const float* p, int nq, const float* v, int64_t vs, int64_t nr, int64_t dv,
+  template <class E>
+  WHALE_AVX2 static void pv(const float* p, int nq, const E* v, int64_t vs, int64_t nr, int64_t dv,
                             float* const* acc) {
     switch (nq) {
-      case 1: return pv_n<1>(p, v, vs, nr, dv, acc);
-      case 2: return pv_n<2>(p, v, vs, nr, dv, acc);
-      case 3: return pv_n<3>(p, v, vs, nr, dv, acc);
-      default: return pv_n<4>(p, v, vs, nr, dv, acc);
+      case 1: return pv_n<1, E>(p, v, vs, nr, dv, acc);
+      case 2: return pv_n<2, E>(p, v, vs, nr, dv, acc);
+      case 3: return pv_n<3, E>(p, v, vs, nr, dv, acc);
+      default: return pv_n<4, E>(p, v, vs, nr, dv, acc);
     }
   }
 };
@@ -214,7 +225,8 @@ struct Avx2 {
 
 bool use_avx2() {
 #ifdef WHALE_ATTN_X86
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         __builtin_cpu_supports("f16c");
   return ok && !g_force_portable;
 #else
   return false;
@@ -223,14 +235,14 @@ bool use_avx2() {
 
 // One block into the state of queries (t, h0 .. h0+nh): tiles of kRT rows × kQT queries;
 // per tile: scores, online-softmax update (rescale only when the running max grows), P·V.
-template <class K>
+template <class K, class E>
 void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
                 SoftmaxState st) {
   const int64_t visible = std::clamp<int64_t>(int64_t(p.pos[t]) - b.pos0 + 1, 0, b.rows);
   if (visible == 0 || nh == 0) return;
   const int64_t g = h0 / (p.n_head / p.n_kv_head);
-  const float* kbase = b.k + g * p.k_head_offset;
-  const float* vbase = b.v + g * p.v_head_offset;
+  const E* kbase = static_cast<const E*>(b.k) + g * p.k_head_offset;
+  const E* vbase = static_cast<const E*>(b.v) + g * p.v_head_offset;
   alignas(32) float s[kQT * kRT];
   const float* q[kQT];
   for (int64_t r0 = 0; r0 < visible; r0 += kRT) {
@@ -260,10 +272,11 @@ void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const Kv
 
 void block_dispatch(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
                     SoftmaxState st) {
+  const bool f16 = b.type == DType::F16;
 #ifdef WHALE_ATTN_X86
-  if (use_avx2()) return block_impl<Avx2>(p, t, h0, nh, b, st);
+  if (use_avx2()) return f16 ? block_impl<Avx2, uint16_t>(p, t, h0, nh, b, st) : block_impl<Avx2, float>(p, t, h0, nh, b, st);
 #endif
-  block_impl<Portable>(p, t, h0, nh, b, st);
+  f16 ? block_impl<Portable, uint16_t>(p, t, h0, nh, b, st) : block_impl<Portable, float>(p, t, h0, nh, b, st);
 }
 
 }  // namespace
@@ -277,6 +290,8 @@ void check_attention(const AttnParams& p, std::span<const KvBlock> blocks) {
   for (const KvBlock& b : blocks) {
     if (b.rows < 0 || b.pos0 < 0) fail("attention: block rows {} / pos0 {} negative", b.rows, b.pos0);
     if (b.rows > 0 && (!b.k || !b.v)) fail("attention: block of {} rows without k or v", b.rows);
+    if (b.type != DType::F32 && b.type != DType::F16)
+      fail("attention: cache rows must be f32 or f16, got {}", dtype_name(b.type));
     // Rows must not overlap: a row holds every KV head's key (value) side by side.
     const int64_t k_row = (p.n_kv_head - 1) * p.k_head_offset + p.dk;
     const int64_t v_row = (p.n_kv_head - 1) * p.v_head_offset + p.dv;
@@ -334,8 +349,11 @@ void fold_rows(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span
   for (const KvBlock& b : blocks) {
     const int64_t lo = std::max(r0, b.pos0), hi = std::min(r1, b.pos0 + b.rows);
     if (lo >= hi) continue;
-    const KvBlock part{.k = b.k + (lo - b.pos0) * b.k_stride, .v = b.v + (lo - b.pos0) * b.v_stride,
-                       .rows = hi - lo, .k_stride = b.k_stride, .v_stride = b.v_stride, .pos0 = lo};
+    const int64_t esize = b.type == DType::F16 ? 2 : 4;
+    const KvBlock part{.k = static_cast<const char*>(b.k) + (lo - b.pos0) * b.k_stride * esize,
+                       .v = static_cast<const char*>(b.v) + (lo - b.pos0) * b.v_stride * esize,
+                       .rows = hi - lo, .k_stride = b.k_stride, .v_stride = b.v_stride, .pos0 = lo,
+                       .type = b.type};
     block_dispatch(p, t, h0, nh, part, st);
   }
 }

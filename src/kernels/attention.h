@@ -9,22 +9,28 @@
 //     its first C floats (v == k, dv = C); the query of head h is [W_kbᵀ q_nope ; q_rope].
 //   - dense GQA (qwen2, llama): K and V rows hold all KV heads; query head h reads KV head
 //     h / (n_head / n_kv_head).
-// Cost: 2·(dk + dv) FLOP per (query, visible row). The AVX2+FMA path (chosen at run time) tiles
-// 4 queries × 64 rows so a row tile is read from memory once per worker and reused from cache.
+// Cost: 2·(dk + dv) FLOP per (query, visible row). Long caches are cut into row segments
+// folded in parallel and merged (split-K), so one decoded token uses every thread. The AVX2+FMA path (chosen at run time) tiles
+// 4 queries × 64 rows so a row tile is read from memory once per worker and reused from cache
+// (scores in 4 × 3 register tiles, P·V in 4 queries × 16 columns).
 #pragma once
 
 #include <cstdint>
 #include <span>
 
+#include "core/dtype.h"
+
 namespace whale {
 
-// A run of consecutive cache rows at positions [pos0, pos0 + rows).
+// A run of consecutive cache rows at positions [pos0, pos0 + rows), of float32 or float16
+// elements (`type`; f16 rows are widened to f32 as they are loaded).
 struct KvBlock {
-  const float* k = nullptr;  // row r, KV head g: k + r * k_stride + g * AttnParams::k_head_offset
-  const float* v = nullptr;  // row r, KV head g: v + r * v_stride + g * AttnParams::v_head_offset
+  const void* k = nullptr;  // row r, KV head g: k + r * k_stride + g * AttnParams::k_head_offset
+  const void* v = nullptr;  // row r, KV head g: v + r * v_stride + g * AttnParams::v_head_offset
   int64_t rows = 0;
-  int64_t k_stride = 0, v_stride = 0;  // floats between consecutive rows
+  int64_t k_stride = 0, v_stride = 0;  // elements between consecutive rows
   int64_t pos0 = 0;                    // position of row 0
+  DType type = DType::F32;             // F32 or F16
 };
 
 struct AttnParams {

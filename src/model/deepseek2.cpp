@@ -58,7 +58,7 @@ struct Workspace {
   std::vector<int32_t> route_e;
   std::vector<int64_t> members;  // tokens routed to the expert being run
   std::vector<float> member_w;
-  std::vector<float> attn_scores, kexp, vexp, ctx2;
+  std::vector<float> attn_scores, kexp, vexp, ctx2, krope, row;
   std::vector<KvBlock> blocks;  // the current sequence's cache blocks for one layer
   static float* get(std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -221,10 +221,10 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
   float* cs = Workspace::get(ws_.cs, size_t(n * dr));
   for (int64_t t = 0; t < n; ++t) {
     rope_cos_sin(inv_freq_, pos[t], cs + t * dr);
-    float* row = seqs[size_t(seq[t])].kv.k(il, pos[t]);
-    rmsnorm(kva + t * (C + dr), L.kv_a_norm.data(), row, C, eps);
-    std::copy(kva + t * (C + dr) + C, kva + (t + 1) * (C + dr), row + C);
+    float* row = kva + t * (C + dr);  // finished in place, then stored (f32 or f16)
+    rmsnorm(row, L.kv_a_norm.data(), row, C, eps);
     rope_apply(row + C, cs + t * dr, dr / 2, c.rope_style);
+    seqs[size_t(seq[t])].kv.store_k(il, pos[t], row);
     for (int64_t h = 0; h < H; ++h) rope_apply(q + (t * H + h) * dq + dn, cs + t * dr, dr / 2, c.rope_style);
   }
 
@@ -269,9 +269,9 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
       std::vector<KvBlock>& blocks = ws_.blocks;
       blocks.clear();
       for (int64_t bi = 0, nb = kv.n_blocks(Ts); bi < nb; ++bi) {
-        const float* rows = kv.k_rows(il, bi);
+        const void* rows = kv.k_rows(il, bi);
         blocks.push_back({.k = rows, .v = rows, .rows = kv.rows_in(bi, Ts), .k_stride = kv.k_width,
-                          .v_stride = kv.k_width, .pos0 = bi * kv.block_tokens});
+                          .v_stride = kv.k_width, .pos0 = bi * kv.block_tokens, .type = kv.type});
       }
       mla_attention(qt + t0 * H * dk, ns, H, C, dr, pos + t0, kq_scale_, blocks, ctx + t0 * H * C);
       continue;
@@ -279,7 +279,13 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
 
     // Expanded and naive: k_h(u) = [W_kb,h c_kv(u) ; k_rope(u)], v_h(u) = W_vb,h c_kv(u), u < Ts.
     float* latent = Workspace::get(ws_.ctx, size_t(Ts * C));
-    for (int64_t u = 0; u < Ts; ++u) std::copy(kv.k(il, u), kv.k(il, u) + C, latent + u * C);
+    float* krope = Workspace::get(ws_.krope, size_t(Ts * dr));
+    float* row = Workspace::get(ws_.row, size_t(C + dr));
+    for (int64_t u = 0; u < Ts; ++u) {
+      kv.load_k(il, u, row);
+      std::copy(row, row + C, latent + u * C);
+      std::copy(row + C, row + C + dr, krope + u * dr);
+    }
     float* kexp = Workspace::get(ws_.kexp, size_t(Ts * H * dq));  // [Ts, H, dn + dr]
     float* vexp = Workspace::get(ws_.vexp, size_t(Ts * H * dv));  // [Ts, H, dv]
     for (int64_t h = 0; h < H; ++h) {
@@ -288,7 +294,7 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
       matmul(vb(h), latent, Ts, C, vexp + h * dv, H * dv);
     }
     for (int64_t u = 0; u < Ts; ++u)
-      for (int64_t h = 0; h < H; ++h) std::copy_n(kv.k(il, u) + C, dr, kexp + (u * H + h) * dq + dn);
+      for (int64_t h = 0; h < H; ++h) std::copy_n(krope + u * dr, dr, kexp + (u * H + h) * dq + dn);
 
     if (!naive_) {
       // Long prefill: expanding K/V once per cached row (2·T·H·c·(dn+dv) FLOP) and attending at

@@ -130,8 +130,8 @@ void Dense::forward_batch(std::span<const SeqBatch> seqs) {
       for (int64_t h = 0; h < H; ++h) rope_apply(q + t * qd + h * dh, cs + t * dh, dh / 2, c.rope_style);
       for (int64_t h = 0; h < Hkv; ++h) rope_apply(k + t * kvd + h * dh, cs + t * dh, dh / 2, c.rope_style);
       const KvBlocks& kv = seqs[size_t(seq[t])].kv;
-      std::copy(k + t * kvd, k + (t + 1) * kvd, kv.k(il, pos[t]));
-      std::copy(v + t * kvd, v + (t + 1) * kvd, kv.v(il, pos[t]));
+      kv.store_k(il, pos[t], k + t * kvd);
+      kv.store_v(il, pos[t], v + t * kvd);
     }
     // Attention per sequence, over its own cache as contiguous blocks of rows (one block for a
     // flat cache, one per page for the scheduler's pool).
@@ -144,7 +144,7 @@ void Dense::forward_batch(std::span<const SeqBatch> seqs) {
       blocks_.clear();
       for (int64_t bi = 0, nb = kv.n_blocks(Ts); bi < nb; ++bi)
         blocks_.push_back({.k = kv.k_rows(il, bi), .v = kv.v_rows(il, bi), .rows = kv.rows_in(bi, Ts),
-                           .k_stride = kvd, .v_stride = kvd, .pos0 = bi * kv.block_tokens});
+                           .k_stride = kvd, .v_stride = kvd, .pos0 = bi * kv.block_tokens, .type = kv.type});
       gqa_attention(q + t0 * qd, ns, H, Hkv, dh, pos + t0, scale, blocks_, o + t0 * qd);
     }
     matmul(L.wo, o, n, qd, a, D);

@@ -6,25 +6,27 @@
 
 namespace whale {
 
-KvPagePool::KvPagePool(const ModelConfig& cfg, int64_t n_pages, int64_t page_tokens)
-    : n_pages_(n_pages), page_tokens_(page_tokens), n_layer_(cfg.n_layer), widths_(kv_widths(cfg)) {
+KvPagePool::KvPagePool(const ModelConfig& cfg, int64_t n_pages, int64_t page_tokens, KvType type)
+    : n_pages_(n_pages), page_tokens_(page_tokens), n_layer_(cfg.n_layer), widths_(kv_widths(cfg)), type_(type) {
   if (n_pages <= 0 || page_tokens <= 0) fail("KV pool needs pages, got {} of {} tokens", n_pages, page_tokens);
-  page_floats_ = n_layer_ * page_tokens_ * (widths_.k + widths_.v);
-  const double bytes = double(n_pages) * double(page_floats_) * sizeof(float);
+  if (type != DType::F32 && type != DType::F16) fail("KV cache type must be f32 or f16, got {}", dtype_name(type));
+  // Whole floats per page, so every page (and its K and V parts) stays 4-byte aligned.
+  page_bytes_ = (n_layer_ * page_tokens_ * (widths_.k + widths_.v) * kv_elem_bytes(type) + 3) / 4 * 4;
+  const double bytes = double(n_pages) * double(page_bytes_);
   if (bytes > double(uint64_t(1) << 38))
     fail("KV pool of {} tokens needs {:.1f} GiB: lower the KV budget", n_pages * page_tokens, bytes / 1073741824.0);
   // Not zeroed: every row is written before it is read, and untouched pages cost no memory.
-  data_ = std::make_unique_for_overwrite<float[]>(size_t(n_pages) * size_t(page_floats_));
+  data_ = std::make_unique_for_overwrite<float[]>(size_t(n_pages) * size_t(page_bytes_ / 4));
   refs_.assign(size_t(n_pages), 0);
   entries_.resize(size_t(n_pages));
   free_.reserve(size_t(n_pages));
   for (int64_t p = n_pages - 1; p >= 0; --p) free_.push_back(int32_t(p));  // hand out 0, 1, ...
 }
 
-KvBlocks KvPagePool::blocks(std::span<float* const> k, std::span<float* const> v) const {
+KvBlocks KvPagePool::blocks(std::span<void* const> k, std::span<void* const> v) const {
   return KvBlocks{.block_tokens = page_tokens_, .k_width = widths_.k, .v_width = widths_.v,
                   .k_layer_stride = page_tokens_ * widths_.k, .v_layer_stride = page_tokens_ * widths_.v,
-                  .k_base = k, .v_base = widths_.v > 0 ? v : std::span<float* const>()};
+                  .k_base = k, .v_base = widths_.v > 0 ? v : std::span<void* const>(), .type = type_};
 }
 
 int32_t KvPagePool::allocate() {

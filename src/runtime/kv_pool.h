@@ -26,7 +26,7 @@ namespace whale {
 
 class KvPagePool {
  public:
-  KvPagePool(const ModelConfig& cfg, int64_t n_pages, int64_t page_tokens);
+  KvPagePool(const ModelConfig& cfg, int64_t n_pages, int64_t page_tokens, KvType type = DType::F32);
 
   int64_t page_tokens() const { return page_tokens_; }
   int64_t n_pages() const { return n_pages_; }
@@ -35,10 +35,16 @@ class KvPagePool {
   int64_t n_allocatable() const { return int64_t(free_.size() + lru_.size()); }
   bool is_cached_idle(int32_t page) const { return refs_[size_t(page)] == 0 && entries_[size_t(page)].registered; }
 
-  float* k_base(int32_t page) { return data_.get() + size_t(page) * size_t(page_floats_); }
-  float* v_base(int32_t page) { return k_base(page) + n_layer_ * page_tokens_ * widths_.k; }
+  KvType type() const { return type_; }
+  uint64_t bytes_per_token() const {
+    return uint64_t(n_layer_) * uint64_t(widths_.k + widths_.v) * uint64_t(kv_elem_bytes(type_));
+  }
+  void* k_base(int32_t page) { return reinterpret_cast<char*>(data_.get()) + size_t(page) * size_t(page_bytes_); }
+  void* v_base(int32_t page) {
+    return static_cast<char*>(k_base(page)) + n_layer_ * page_tokens_ * widths_.k * kv_elem_bytes(type_);
+  }
   // The cache of a sequence whose page table gave these base pointers (see k_base/v_base).
-  KvBlocks blocks(std::span<float* const> k, std::span<float* const> v) const;
+  KvBlocks blocks(std::span<void* const> k, std::span<void* const> v) const;
 
   // A page with one reference: a free one, else the least recently used cached one (its
   // registration dropped). Returns -1 when every page is referenced.
@@ -64,9 +70,10 @@ class KvPagePool {
   };
   void unregister(int32_t page);
 
-  int64_t n_pages_, page_tokens_, n_layer_, page_floats_;
+  int64_t n_pages_, page_tokens_, n_layer_, page_bytes_;
   KvWidths widths_;
-  std::unique_ptr<float[]> data_;
+  KvType type_;
+  std::unique_ptr<float[]> data_;  // float-aligned; pages are page_bytes_ apart
   std::vector<int32_t> refs_;
   std::vector<int32_t> free_;        // unreferenced, unregistered
   std::list<int32_t> lru_;           // unreferenced, registered; front = least recently used

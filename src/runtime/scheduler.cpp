@@ -40,7 +40,7 @@ struct Request {
   int64_t cached = 0;               // prompt tokens taken from the prefix cache
   int64_t generated = 0;
   std::vector<int32_t> pages;       // page table: position p lives in pages[p / page_tokens]
-  std::vector<float*> k_ptr, v_ptr; // the pages' base pointers, for KvBlocks
+  std::vector<void*> k_ptr, v_ptr;  // the pages' base pointers, for KvBlocks
   int64_t promised = 0;             // pages promised at admission and not yet allocated
   int64_t n_registered = 0;         // leading pages registered in (or taken from) the prefix cache
   uint64_t chain_key = KvPagePool::kChainStart;  // key of the last registered page
@@ -113,7 +113,8 @@ SchedulerOptions checked(SchedulerOptions o) {
 
 Scheduler::Impl::Impl(Model& m, const SchedulerOptions& o)
     : model(m), opts(checked(o)),
-      pool(m.config(), (opts.kv_tokens + opts.kv_page_tokens - 1) / opts.kv_page_tokens, opts.kv_page_tokens),
+      pool(m.config(), (opts.kv_tokens + opts.kv_page_tokens - 1) / opts.kv_page_tokens, opts.kv_page_tokens,
+           opts.kv_type),
       P(opts.kv_page_tokens) {}
 
 // Worst-case pages: the last sampled token is never fed back, so at most

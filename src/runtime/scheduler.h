@@ -31,6 +31,7 @@ struct SchedulerOptions {
   // stalls every decode. Must hold one decode token per slot (>= parallel).
   int64_t batch_tokens = 512;
   int64_t kv_page_tokens = 16; // positions per KV page (the unit of sharing and allocation)
+  KvType kv_type = DType::F32; // element type of the cached rows (f32 or f16)
 };
 
 struct GenRequest {

@@ -7,8 +7,8 @@
 
 namespace whale {
 
-Session::Session(Model& model, int64_t n_ctx)
-    : model_(model), kv_(model.config(), n_ctx), logits_(size_t(model.config().n_vocab)) {
+Session::Session(Model& model, int64_t n_ctx, KvType kv_type)
+    : model_(model), kv_(model.config(), n_ctx, kv_type), logits_(size_t(model.config().n_vocab)) {
   tokens_.reserve(size_t(n_ctx));  // decode appends without reallocating (no allocation per token)
 }
 

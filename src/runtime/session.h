@@ -13,7 +13,7 @@ namespace whale {
 
 class Session {
  public:
-  Session(Model& model, int64_t n_ctx);
+  Session(Model& model, int64_t n_ctx, KvType kv_type = DType::F32);
 
   // Logits of the last prompt token; throws whale::Error if the prompt exceeds the context.
   const float* prefill(const std::vector<int32_t>& prompt);
