@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/attention.h"
 
@@ -205,6 +206,48 @@ TEST_P(AttentionTest, LongCacheSegmentsMatchReference) {
   attention(params(c, d, 25.0f, got.data()), pg.blocks);
   EXPECT_LT(max_abs_diff(got, want), 1e-4);
   std::printf("long-cache worst |err| %.3g (%s)\n", worst, attention_isa());
+}
+
+// f16 cache rows (widened as they are loaded): against the reference on the same rounded
+// values (the kernel itself adds no error beyond f32 arithmetic), and against the unrounded
+// f32 data within the rounding of f16 (11 significant bits); short and segmented lengths,
+// MLA (v = k row) and GQA, paged and flat.
+TEST_P(AttentionTest, F16RowsMatchReference) {
+  std::mt19937 rng(7);
+  double worst_same = 0, worst_vs_f32 = 0;
+  for (int64_t T : {1, 65, 300, 1100})
+    for (bool mla : {true, false}) {
+      const Case c = mla ? Case{.n_tok = 3, .n_head = 16, .n_kv_head = 1, .dk = 64 + 16, .dv = 64, .T = T, .mla = true}
+                         : Case{.n_tok = 3, .n_head = 6, .n_kv_head = 2, .dk = 36, .dv = 36, .T = T, .mla = false};
+      Case cc = c;
+      cc.n_tok = std::min<int64_t>(c.n_tok, T);
+      const Data d = make_data(cc, rng);
+      Data r = d;  // the values an f16 cache holds
+      std::vector<uint16_t> k16, v16;
+      for (float& x : r.kv) k16.push_back(f32_to_f16(x)), x = f16_to_f32(k16.back());
+      for (float& x : r.v) v16.push_back(f32_to_f16(x)), x = f16_to_f32(v16.back());
+      const float scale = 1.0f / std::sqrt(float(cc.dk));
+      const std::vector<float> want_same = reference(cc, r, scale), want_f32 = reference(cc, d, scale);
+      for (int64_t page : {int64_t(0), int64_t(16)}) {
+        std::vector<KvBlock> blocks;
+        for (int64_t r0 = 0; r0 < T; r0 += page > 0 ? page : T) {
+          const int64_t rows = std::min(page > 0 ? page : T, T - r0);
+          const uint16_t* kp = k16.data() + r0 * r.k_row;
+          const uint16_t* vp = mla ? kp : v16.data() + r0 * r.v_row;
+          blocks.push_back({.k = kp, .v = vp, .rows = rows, .k_stride = r.k_row, .v_stride = r.v_row,
+                            .pos0 = r0, .type = DType::F16});
+        }
+        std::vector<float> got(want_same.size(), std::nanf(""));
+        attention(params(cc, r, scale, got.data()), blocks);
+        worst_same = std::max(worst_same, max_abs_diff(got, want_same));
+        worst_vs_f32 = std::max(worst_vs_f32, max_abs_diff(got, want_f32));
+        ASSERT_LT(max_abs_diff(got, want_same), 2e-5) << "T " << T << " mla " << mla << " page " << page;
+        ASSERT_LT(max_abs_diff(got, want_f32), 5e-3) << "T " << T << " mla " << mla << " page " << page;
+      }
+    }
+  EXPECT_GT(worst_vs_f32, 0.0);  // the rows really were rounded
+  std::printf("f16 rows: worst |err| %.3g vs reference on the same values, %.3g vs f32 data (%s)\n",
+              worst_same, worst_vs_f32, attention_isa());
 }
 
 // A token's output is the same bits alone or inside a batch of tokens (the segment cut depends

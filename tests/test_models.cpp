@@ -79,8 +79,9 @@ class ModelFixture : public testing::TestWithParam<ModelCase> {
   std::unique_ptr<Model> load(bool naive = false) const {
     return load_model((dir() / GetParam().file).string(), LoadOptions{.naive_mla = naive});
   }
-  static std::vector<float> prefill(Model& m, const std::vector<int32_t>& toks, int64_t n_ctx) {
-    KvCache kv(m.config(), n_ctx);
+  static std::vector<float> prefill(Model& m, const std::vector<int32_t>& toks, int64_t n_ctx,
+                                    KvType kv_type = DType::F32) {
+    KvCache kv(m.config(), n_ctx, kv_type);
     std::vector<int32_t> pos(toks.size());
     std::iota(pos.begin(), pos.end(), 0);
     std::vector<float> logits(toks.size() * size_t(m.config().n_vocab));
@@ -109,6 +110,41 @@ TEST_P(ModelFixture, LogitsMatchReferenceAtEveryPosition) {
     w = std::max(w, rel);
     EXPECT_LE(rel, 1e-4) << c["name"] << ": max abs err " << err;
   }
+}
+
+// The f16 KV cache (the CLI default) rounds every cached K/V element to 11 significant bits:
+// the logits stay within a small bound of the f32 reference, and prefill still equals
+// token-by-token decode (both read the same rounded rows).
+TEST_P(ModelFixture, F16CacheLogitsCloseToReference) {
+  auto model = load();
+  const int64_t V = model->config().n_vocab;
+  double worst = 0;
+  for (auto& c : cases()) {
+    std::vector<int32_t> toks = c["tokens"].get<std::vector<int32_t>>();
+    const std::string ref = GetParam().q8 ? c["q8_0_logits"] : c["logits"];
+    std::vector<float> expected = test::read_f32((dir() / ref).string());
+    std::vector<float> got = prefill(*model, toks, int64_t(toks.size()), DType::F16);
+    double err = 0;
+    for (size_t i = 0; i < got.size(); ++i) err = std::max(err, double(std::fabs(got[i] - expected[i])));
+    const double rel = err / max_abs(expected);
+    worst = std::max(worst, rel);
+    EXPECT_LE(rel, 1e-3) << c["name"] << ": max abs err " << err;  // measured <= 2.4e-4
+  }
+  EXPECT_GT(worst, 0.0) << "the f16 cache changed nothing: is it really f16?";
+  auto c = cases().back();
+  std::vector<int32_t> toks = c["tokens"].get<std::vector<int32_t>>();
+  std::vector<float> batch = prefill(*model, toks, int64_t(toks.size()), DType::F16);
+  KvCache kv(model->config(), int64_t(toks.size()), DType::F16);
+  EXPECT_EQ(kv.bytes_per_token() * 2, KvCache(model->config(), 1).bytes_per_token());
+  std::vector<float> one(static_cast<size_t>(V));
+  double err = 0;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    int32_t p = int32_t(i);
+    model->forward(std::span(&toks[i], 1), std::span(&p, 1), kv, one.data(), false);
+    for (int64_t j = 0; j < V; ++j) err = std::max(err, double(std::fabs(one[j] - batch[i * V + j])));
+  }
+  EXPECT_LE(err / max_abs(batch), 1e-5);
+  std::printf("%s: f16 cache worst rel err %.3g\n", GetParam().dir.c_str(), worst);
 }
 
 TEST_P(ModelFixture, GreedyContinuationMatchesReference) {
