@@ -13,7 +13,7 @@ namespace whale::app {
 
 inline void add_cache_type_option(CLI::App* cmd, std::string* type, const char* default_note = "f16") {
   cmd->add_option("--cache-type,--cache-type-k", *type,
-                  fmt::format("KV cache element type: f16 or f32 (llama.cpp's -ctk; default {})", default_note));
+                  fmt::format("KV cache element type, K and V alike: f16 or f32 (also -ctk; default {})", default_note));
 }
 
 // The parsed type; `fallback` when the option was not given.

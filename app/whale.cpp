@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "commands.h"
 #include "core/error.h"
@@ -28,8 +30,13 @@ int main(int argc, char** argv) {
   whale::app::register_bench_train(app);
   whale::app::register_train(app);
   whale::app::register_corpus(app);
+  // llama.cpp's -ctk (KV cache type) is not a name CLI11 can declare: read it as --cache-type.
+  std::vector<char*> args(argv, argv + argc);
+  static char cache_type[] = "--cache-type";
+  for (char*& a : args)
+    if (std::strcmp(a, "-ctk") == 0) a = cache_type;
   try {
-    app.parse(argc, argv);
+    app.parse(argc, args.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const whale::Error& e) {

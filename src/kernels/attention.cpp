@@ -17,7 +17,7 @@ namespace whale {
 
 namespace {
 
-constexpr int kQT = 4;        // queries per tile (share each loaded K/V vector)
+constexpr int kQT = 8;        // queries per tile (share each loaded K/V vector)
 constexpr int kRT = 64;       // cache rows per tile (64 MLA rows = 147 KB: stays in L2)
 constexpr int kMaxUnit = 64;  // queries one worker carries through all blocks
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -157,19 +157,19 @@ WHALE_AVX2 void pv_n(const float* p, const E* v, int64_t vs, int64_t nr, int64_t
   int64_t c = 0;
   for (; c + 16 <= dv; c += 16) {
     __m256 a0[NQ], a1[NQ];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < NQ; ++i) a0[i] = _mm256_loadu_ps(acc[i] + c), a1[i] = _mm256_loadu_ps(acc[i] + c + 8);
     const E* vr = v + c;
     for (int64_t u = 0; u < nr; ++u, vr += vs) {
       const __m256 v0 = load_reg(vr), v1 = load_reg(vr + 8);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < NQ; ++i) {
         const __m256 w = _mm256_broadcast_ss(p + i * kRT + u);
         a0[i] = _mm256_fmadd_ps(w, v0, a0[i]);
         a1[i] = _mm256_fmadd_ps(w, v1, a1[i]);
       }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < NQ; ++i) _mm256_storeu_ps(acc[i] + c, a0[i]), _mm256_storeu_ps(acc[i] + c + 8, a1[i]);
   }
   for (; c < dv; ++c)
@@ -181,9 +181,21 @@ WHALE_AVX2 void pv_n(const float* p, const E* v, int64_t vs, int64_t nr, int64_t
 }
 
 struct Avx2 {
+  // Up to 8 queries as two register tiles of at most 4 (a 6-head GQA group: 3 + 3, so every
+  // tile keeps >= 8 accumulators in flight for the FMA latency).
   template <class E>
   WHALE_AVX2 static void scores(const float* const* q, int nq, const E* k, int64_t ks, int64_t nr,
                                 int64_t dk, float scale, float* s) {
+    if (nq > 4) {
+      const int a = (nq + 1) / 2;
+      scores4(q, a, k, ks, nr, dk, scale, s);
+      return scores4(q + a, nq - a, k, ks, nr, dk, scale, s + a * kRT);
+    }
+    scores4(q, nq, k, ks, nr, dk, scale, s);
+  }
+  template <class E>
+  WHALE_AVX2 static void scores4(const float* const* q, int nq, const E* k, int64_t ks, int64_t nr,
+                                 int64_t dk, float scale, float* s) {
     switch (nq) {
       case 1: return scores_n<1, E>(q, k, ks, nr, dk, scale, s);
       case 2: return scores_n<2, E>(q, k, ks, nr, dk, scale, s);
@@ -210,6 +222,7 @@ struct Avx2 {
     for (; j + 8 <= n; j += 8) _mm256_storeu_ps(a + j, _mm256_mul_ps(_mm256_loadu_ps(a + j), fv));
     for (; j < n; ++j) a[j] *= f;
   }
+  // Up to 6 queries in one pass (2·nq accumulators: 6 → 12 of the 16 registers), 7 or 8 as 4 + rest.
   template <class E>
   WHALE_AVX2 static void pv(const float* p, int nq, const E* v, int64_t vs, int64_t nr, int64_t dv,
                             float* const* acc) {
@@ -217,7 +230,12 @@ struct Avx2 {
       case 1: return pv_n<1, E>(p, v, vs, nr, dv, acc);
       case 2: return pv_n<2, E>(p, v, vs, nr, dv, acc);
       case 3: return pv_n<3, E>(p, v, vs, nr, dv, acc);
-      default: return pv_n<4, E>(p, v, vs, nr, dv, acc);
+      case 4: return pv_n<4, E>(p, v, vs, nr, dv, acc);
+      case 5: return pv_n<5, E>(p, v, vs, nr, dv, acc);
+      case 6: return pv_n<6, E>(p, v, vs, nr, dv, acc);
+      default:
+        pv_n<4, E>(p, v, vs, nr, dv, acc);
+        return pv(p + 4 * kRT, nq - 4, v, vs, nr, dv, acc + 4);
     }
   }
 };
@@ -395,7 +413,7 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
   // each row tile across all its queries).
   const int64_t threads = ThreadPool::global().size();
   int64_t split = (G + kMaxUnit - 1) / kMaxUnit;
-  while (p.n_tok * p.n_kv_head * split * max_seg < threads && split * kQT < G) ++split;
+  while (p.n_tok * p.n_kv_head * split * max_seg < threads && split * 4 < G) ++split;
   const int64_t chunk = (G + split - 1) / split;
   const int64_t units = p.n_tok * p.n_kv_head * split;
   struct Unit {
