@@ -126,11 +126,15 @@ TEST_P(DecodeNoAlloc, DecodeAndSampleAllocateNothing) {
   ThreadPool::set_default_threads(2);
   ASSERT_EQ(ThreadPool::global().size(), 2);
   auto model = load_model(path);
-  Session s(*model, 64);
+  // The decode steps cross position 512, where attention starts cutting the cache into row
+  // segments (split-K) with their own partial-state scratch.
+  Session s(*model, 560);
   Sampler greedy(SamplerParams{.temperature = 0});
   Sampler topk(SamplerParams{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 3});
   Sampler full(SamplerParams{.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 4});
-  const float* logits = s.prefill({5, 17, 300, 42});
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 505; ++i) prompt.push_back((i * 37 + 5) % 500);
+  const float* logits = s.prefill(prompt);
   int32_t tok = 7;
   // warm-up: buffers sized for one token grow here
   for (int i = 0; i < 3; ++i) {

@@ -424,6 +424,13 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
     const int64_t h0 = g * G + c * chunk;
     return Unit{t, h0, std::max<int64_t>(0, std::min(chunk, G - c * chunk))};
   };
+  // Partial states of the segments, in a buffer of the calling thread, allocated on its first
+  // call (even when no token needs segments yet), so a decode that reaches a long context does
+  // not allocate on the token path; waves of units keep it bounded.
+  const int64_t state_floats = chunk * (p.dv + 2), unit_floats = max_seg * state_floats;
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < std::max(kScratchFloats, size_t(unit_floats)))
+    scratch.resize(std::max(kScratchFloats, size_t(unit_floats)));
   auto out_rows = [&](const Unit& w, float** acc) {
     for (int64_t i = 0; i < w.nh; ++i) acc[i] = p.out + w.t * p.o_tok_stride + (w.h0 + i) * p.o_head_stride;
   };
@@ -445,12 +452,7 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
     return;
   }
 
-  // Partial states [unit in wave][segment] = {m [chunk], l [chunk], acc [chunk][dv]}, in a
-  // buffer of the calling thread that is allocated once (waves of units keep it bounded).
-  const int64_t state_floats = chunk * (p.dv + 2), unit_floats = max_seg * state_floats;
-  thread_local std::vector<float> scratch;
-  if (scratch.size() < std::max(kScratchFloats, size_t(unit_floats)))
-    scratch.resize(std::max(kScratchFloats, size_t(unit_floats)));
+  // Partial states [unit in wave][segment] = {m [chunk], l [chunk], acc [chunk][dv]}.
   float* const states = scratch.data();
   const int64_t wave = std::max<int64_t>(1, int64_t(scratch.size()) / unit_floats);
   for (int64_t w0 = 0; w0 < units; w0 += wave) {
