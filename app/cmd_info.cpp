@@ -73,8 +73,8 @@ void run_info(const InfoArgs& a) {
   if (!model->unused_tensors().empty())
     p("unused tensors", fmt::format("{} (first: {})", model->unused_tensors().size(), model->unused_tensors()[0]));
   const int64_t kv_values = c.n_layer * c.kv_values_per_token_per_layer();
-  p("kv cache/token", fmt::format("{} bytes f32 ({} values{})", kv_values * 4, kv_values,
-                                  c.arch == Arch::Deepseek2 ? ", MLA latent" : ""));
+  p("kv cache/token", fmt::format("{} bytes f16 (default), {} bytes f32 ({} values{})", kv_values * 2,
+                                  kv_values * 4, kv_values, c.arch == Arch::Deepseek2 ? ", MLA latent" : ""));
 }
 
 }  // namespace

@@ -77,9 +77,12 @@ TEST(Cli, RunGreedyPrintsReferenceIds) {
   for (const char* m : {"deepseek-v3-tiny/model-bf16.gguf", "r1-distill-llama-tiny/hf"}) {
     const std::string dir = fs::path(m).begin()->string();
     auto c = first_case(dir);
-    Result r = whale("run -m " + model_path(m) + " --tokens " + join(c["tokens"]) + " -n 16 --temp 0 -t 2");
-    ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out, join(c["greedy"]) + "\n") << m;
+    // The default f16 KV cache, the f32 one, and llama.cpp's -ctk spelling.
+    for (const char* kv : {"", " --cache-type f32", " -ctk f16"}) {
+      Result r = whale("run -m " + model_path(m) + " --tokens " + join(c["tokens"]) + " -n 16 --temp 0 -t 2" + kv);
+      ASSERT_EQ(r.status, 0) << r.err;
+      EXPECT_EQ(r.out, join(c["greedy"]) + "\n") << m << kv;
+    }
   }
 }
 
@@ -115,12 +118,12 @@ TEST(Cli, SamplingIsReproducibleWithSeed) {
 TEST(Cli, InfoDescribesModel) {
   Result r = whale("info -m " + model_path("deepseek-v3-tiny-fp8/hf"));
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* s : {"architecture:          deepseek2", "f8_e4m3", "params active/token", "mtp params", "kv cache/token:        1920 bytes"})
+  for (const char* s : {"architecture:          deepseek2", "f8_e4m3", "params active/token", "mtp params", "kv cache/token:        960 bytes f16 (default), 1920 bytes f32"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   Result d = whale("info -m " + model_path("r1-distill-qwen-tiny/model-bf16.gguf"));
   ASSERT_EQ(d.status, 0) << d.err;
   EXPECT_NE(d.out.find("qwen2"), std::string::npos);
-  EXPECT_NE(d.out.find("kv cache/token:        1536 bytes"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("kv cache/token:        768 bytes f16 (default), 1536 bytes f32"), std::string::npos) << d.out;
 }
 
 TEST(Cli, ErrorsAreOneLine) {
@@ -131,6 +134,7 @@ TEST(Cli, ErrorsAreOneLine) {
   expect_clean_error(whale("run -m " + good + " --tokens 1,99999"), "outside the vocabulary");
   expect_clean_error(whale("run -m " + good + " --tokens 1,2 -n 8 -c 4"), "exceed the context");
   expect_clean_error(whale("run -m " + good + " --tokens 1 --dump-logits /nonexistent/dir/x.f32"), "cannot open");
+  expect_clean_error(whale("run -m " + good + " --tokens 1 --cache-type q8_0"), "must be f32 or f16");
   // A truncated copy of a real model.
   const fs::path cut = temp_dir() / "cut.gguf";
   fs::copy_file(good, cut, fs::copy_options::overwrite_existing);
