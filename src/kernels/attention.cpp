@@ -54,6 +54,7 @@ struct Portable {
   static void scale_row(float* a, int64_t n, float f) {
     for (int64_t j = 0; j < n; ++j) a[j] *= f;
   }
+  static float max_of(const float* x, int64_t n) { return *std::max_element(x, x + n); }
   // acc_i += Σ_u p[i * kRT + u] · v_u
   template <class E>
   static void pv(const float* p, int nq, const E* v, int64_t vs, int64_t nr, int64_t dv,
@@ -216,6 +217,21 @@ struct Avx2 {
     for (; u < n; ++u) sum += x[u] = std::exp(x[u] - m);
     return sum;
   }
+  // max of x[0..n), n >= 1 (the score row of a tile; a scalar max_element was ~8% of decode)
+  WHALE_AVX2 static float max_of(const float* x, int64_t n) {
+    int64_t u = 0;
+    float m = x[0];
+    if (n >= 8) {
+      __m256 mv = _mm256_loadu_ps(x);
+      for (u = 8; u + 8 <= n; u += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + u));
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_max_ss(h, _mm_movehdup_ps(h));
+      m = _mm_cvtss_f32(h);
+    }
+    for (; u < n; ++u) m = std::max(m, x[u]);
+    return m;
+  }
   WHALE_AVX2 static void scale_row(float* a, int64_t n, float f) {
     const __m256 fv = _mm256_set1_ps(f);
     int64_t j = 0;
@@ -271,7 +287,7 @@ void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const Kv
       K::scores(q, nq, kbase + r0 * b.k_stride, b.k_stride, nr, p.dk, p.scale, s);
       for (int i = 0; i < nq; ++i) {
         float* si = s + i * kRT;
-        const float mt = *std::max_element(si, si + nr);
+        const float mt = K::max_of(si, nr);
         float& m = st.m[i0 + i];
         if (mt > m) {
           if (m != kNegInf) {  // before the first row the state is all zeros: nothing to rescale
