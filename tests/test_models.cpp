@@ -11,6 +11,7 @@
 #include <map>
 #include <numeric>
 
+#include "core/error.h"
 #include "fixtures.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
@@ -89,6 +90,33 @@ class ModelFixture : public testing::TestWithParam<ModelCase> {
     return logits;
   }
 };
+
+// An f16 cache row: stored and loaded back within f16 rounding (2^-11 relative), saturated at
+// the largest finite f16 instead of becoming inf, half the bytes of f32; a bad type is an error.
+TEST(KvCacheF16, RoundTripSaturatesAndHalvesBytes) {
+  ModelConfig c;
+  c.arch = Arch::Qwen2, c.n_layer = 2, c.n_head_kv = 2, c.head_dim = 4;
+  KvCache f16(c, 3, DType::F16), f32(c, 3);
+  EXPECT_EQ(f16.bytes_per_token() * 2, f32.bytes_per_token());
+  const std::vector<float> row = {1.0f, -3.14159f, 1e-3f, 7e4f, -1e9f, 0.1f, 2048.5f, -0.0f};
+  const KvBlocks b = f16.blocks();
+  b.store_k(1, 2, row.data());
+  b.store_v(1, 2, row.data());
+  std::vector<float> k(row.size()), v(row.size());
+  b.load_k(1, 2, k.data());
+  b.load_v(1, 2, v.data());
+  for (size_t i = 0; i < row.size(); ++i) {
+    const float want = std::clamp(row[i], -65504.0f, 65504.0f);
+    EXPECT_NEAR(k[i], want, std::fabs(want) * 0x1p-11f) << i;
+    EXPECT_EQ(k[i], v[i]);
+    EXPECT_TRUE(std::isfinite(k[i]));
+  }
+  std::vector<float> other(row.size(), 5.0f);  // a neighbouring row is untouched
+  b.load_k(1, 1, other.data());
+  for (float x : other) EXPECT_EQ(x, 0.0f);
+  EXPECT_THROW(KvCache(c, 3, DType::Q8_0), Error);
+  EXPECT_THROW(parse_kv_type("f8"), Error);
+}
 
 TEST(ModelFixtures, FixturesArePresent) {
   ASSERT_GE(all_model_files().size(), 5u) << "no model fixtures under " << test::fixtures_dir();

@@ -19,8 +19,10 @@ KvType parse_kv_type(const std::string& name) {
 
 void KvBlocks::store(void* row, const float* src, int64_t n) const {
   if (type == DType::F16) {
+    // Saturate at the largest finite f16 (65504): an infinite cached element would turn every
+    // score that reads it into inf or NaN, a clamped one only into a large value.
     uint16_t* d = static_cast<uint16_t*>(row);
-    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(std::clamp(src[i], -65504.0f, 65504.0f));
   } else {
     std::copy(src, src + n, static_cast<float*>(row));
   }
