@@ -117,7 +117,7 @@ WHALE_AVX2 inline void dot_tile(const float* const* q, const float* k, int64_t k
   for (int i = 0; i < NQ; ++i)
     for (int j = 0; j < NR; ++j) {
       float sum = hsum(acc[i][j]);
-      for (int64_t e = d; e < dk; ++e) sum += q[i][e] * k[j * ks + e];
+      for (int64_t e = d; e < dk; ++e) sum = std::fma(q[i][e], k[j * ks + e], sum);
       s[i * kRT + j] = scale * sum;
     }
 }
@@ -152,10 +152,13 @@ WHALE_AVX2 void pv_n(const float* p, const float* v, int64_t vs, int64_t nr, int
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; ++i) _mm256_storeu_ps(acc[i] + c, a0[i]), _mm256_storeu_ps(acc[i] + c + 8, a1[i]);
   }
+  // Explicit fma in the scalar tails: left to the compiler, `a += p * v` was contracted or
+  // not depending on the loop's trip count and the optimisation level, and a paged cache
+  // then gave other bits than a flat one.
   for (; c < dv; ++c)
     for (int i = 0; i < NQ; ++i) {
       float a = acc[i][c];
-      for (int64_t u = 0; u < nr; ++u) a += p[i * kRT + u] * v[u * vs + c];
+      for (int64_t u = 0; u < nr; ++u) a = std::fma(p[i * kRT + u], v[u * vs + c], a);
       acc[i][c] = a;
     }
 }
@@ -210,24 +213,48 @@ bool use_avx2() {
 #endif
 }
 
-// One block into the state of queries (t, h0 .. h0+nh): tiles of kRT rows × kQT queries;
-// per tile: scores, online-softmax update (rescale only when the running max grows), P·V.
+// A run of rows of one block that falls inside a tile: `n` rows from `row` on, at tile
+// offset `off`.
+struct Segment {
+  const KvBlock* b;
+  int64_t row, n, off;
+};
+
+// The blocks' rows in tiles of kRT positions [j·kRT, (j+1)·kRT), folded into the state of the
+// queries (t, h0 .. h0+nh). A tile may span several blocks (pages), and each tile takes one
+// online-softmax step whatever the cut, so a paged cache gives the bits of a flat one (the
+// server's tokens equal `whale run`'s). Per tile: scores, softmax update (rescale only when
+// the running max grows), P·V. `blocks` are in position order and contiguous (checked).
 template <class K>
-void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
-                SoftmaxState st) {
-  const int64_t visible = std::clamp<int64_t>(int64_t(p.pos[t]) - b.pos0 + 1, 0, b.rows);
-  if (visible == 0 || nh == 0) return;
+void fold_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
+               SoftmaxState st) {
+  if (blocks.empty() || nh == 0) return;
+  const int64_t first = blocks.front().pos0;
+  const int64_t end = std::min<int64_t>(int64_t(p.pos[t]) + 1, blocks.back().pos0 + blocks.back().rows);
+  if (end <= first) return;
   const int64_t g = h0 / (p.n_head / p.n_kv_head);
-  const float* kbase = b.k + g * p.k_head_offset;
-  const float* vbase = b.v + g * p.v_head_offset;
   alignas(32) float s[kQT * kRT];
   const float* q[kQT];
-  for (int64_t r0 = 0; r0 < visible; r0 += kRT) {
-    const int64_t nr = std::min<int64_t>(kRT, visible - r0);
+  Segment seg[kRT];
+  size_t bi = 0;
+  for (int64_t P = first - first % kRT; P < end; P += kRT) {
+    const int64_t lo = std::max(P, first), hi = std::min(P + kRT, end), nr = hi - lo;
+    int nseg = 0;
+    for (int64_t at = lo; at < hi;) {
+      while (blocks[bi].pos0 + blocks[bi].rows <= at) ++bi;
+      const KvBlock& b = blocks[bi];
+      const int64_t n = std::min(hi, b.pos0 + b.rows) - at;
+      seg[nseg++] = {&b, at - b.pos0, n, at - lo};
+      at += n;
+    }
     for (int64_t i0 = 0; i0 < nh; i0 += kQT) {
       const int nq = int(std::min<int64_t>(kQT, nh - i0));
       for (int i = 0; i < nq; ++i) q[i] = p.q + t * p.q_tok_stride + (h0 + i0 + i) * p.q_head_stride;
-      K::scores(q, nq, kbase + r0 * b.k_stride, b.k_stride, nr, p.dk, p.scale, s);
+      for (int k = 0; k < nseg; ++k) {
+        const KvBlock& b = *seg[k].b;
+        K::scores(q, nq, b.k + g * p.k_head_offset + seg[k].row * b.k_stride, b.k_stride, seg[k].n, p.dk,
+                  p.scale, s + seg[k].off);
+      }
       for (int i = 0; i < nq; ++i) {
         float* si = s + i * kRT;
         const float mt = *std::max_element(si, si + nr);
@@ -242,17 +269,21 @@ void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const Kv
         }
         st.l[i0 + i] += K::exp_sum(si, nr, m);
       }
-      K::pv(s, nq, vbase + r0 * b.v_stride, b.v_stride, nr, p.dv, st.acc + i0);
+      for (int k = 0; k < nseg; ++k) {
+        const KvBlock& b = *seg[k].b;
+        K::pv(s + seg[k].off, nq, b.v + g * p.v_head_offset + seg[k].row * b.v_stride, b.v_stride,
+              seg[k].n, p.dv, st.acc + i0);
+      }
     }
   }
 }
 
-void block_dispatch(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
-                    SoftmaxState st) {
+void fold_dispatch(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
+                   SoftmaxState st) {
 #ifdef WHALE_ATTN_X86
-  if (use_avx2()) return block_impl<Avx2>(p, t, h0, nh, b, st);
+  if (use_avx2()) return fold_impl<Avx2>(p, t, h0, nh, blocks, st);
 #endif
-  block_impl<Portable>(p, t, h0, nh, b, st);
+  fold_impl<Portable>(p, t, h0, nh, blocks, st);
 }
 
 }  // namespace
@@ -263,8 +294,12 @@ void check_attention(const AttnParams& p, std::span<const KvBlock> blocks) {
          p.n_kv_head, p.n_tok);
   if (p.dk <= 0 || p.dv <= 0) fail("attention: dk {} and dv {} must be positive", p.dk, p.dv);
   if (p.n_tok > 0 && (!p.q || !p.out || !p.pos)) fail("attention: q, out and pos must be set");
-  for (const KvBlock& b : blocks) {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const KvBlock& b = blocks[i];
     if (b.rows < 0 || b.pos0 < 0) fail("attention: block rows {} / pos0 {} negative", b.rows, b.pos0);
+    if (i > 0 && b.pos0 != blocks[i - 1].pos0 + blocks[i - 1].rows)
+      fail("attention: block {} starts at position {}, not where block {} ends ({})", i, b.pos0, i - 1,
+           blocks[i - 1].pos0 + blocks[i - 1].rows);
     if (b.rows > 0 && (!b.k || !b.v)) fail("attention: block of {} rows without k or v", b.rows);
     // Rows must not overlap: a row holds every KV head's key (value) side by side.
     const int64_t k_row = (p.n_kv_head - 1) * p.k_head_offset + p.dk;
@@ -285,7 +320,7 @@ void attn_state_init(SoftmaxState s, int64_t nq, int64_t dv) {
 
 void attn_block(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
                 SoftmaxState s) {
-  block_dispatch(p, t, h0, nh, b, s);
+  fold_dispatch(p, t, h0, nh, std::span(&b, 1), s);
 }
 
 void attn_state_finish(SoftmaxState s, int64_t nq, int64_t dv) {
@@ -317,7 +352,7 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
       for (int64_t i = 0; i < nh; ++i) acc[i] = p.out + t * p.o_tok_stride + (h0 + i) * p.o_head_stride;
       const SoftmaxState st{m, l, acc};
       attn_state_init(st, nh, p.dv);
-      for (const KvBlock& b : blocks) block_dispatch(p, t, h0, nh, b, st);
+      fold_dispatch(p, t, h0, nh, blocks, st);
       attn_state_finish(st, nh, p.dv);
     }
   });
