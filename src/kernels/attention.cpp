@@ -36,24 +36,48 @@ bool use_avx2() {
 #endif
 }
 
-// One block into the state of queries (t, h0 .. h0+nh): tiles of kRT rows × kQT queries;
-// per tile: scores, online-softmax update (rescale only when the running max grows), P·V.
+// A run of rows of one block inside a tile: `n` rows from row `row` on, at tile offset `off`.
+struct Segment {
+  const KvBlock* b;
+  int64_t row, n, off;
+};
+
+// The blocks' rows at positions [r0, r1), in tiles of kRT positions [j·kRT, (j+1)·kRT), folded
+// into the state of the queries (t, h0 .. h0+nh). A tile may span several blocks (pages), and
+// each tile takes one online-softmax step whatever the cut, so a paged cache gives the bits of
+// a flat one (the server's tokens equal `whale run`'s). Per tile: scores, softmax update
+// (rescale only when the running max grows), P·V. Blocks are contiguous in position order and
+// of one element type (check_attention).
 template <class K, class E>
-void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
-                SoftmaxState st) {
-  const int64_t visible = std::clamp<int64_t>(int64_t(p.pos[t]) - b.pos0 + 1, 0, b.rows);
-  if (visible == 0 || nh == 0) return;
+void fold_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
+               int64_t r0, int64_t r1, SoftmaxState st) {
+  if (blocks.empty() || nh == 0) return;
+  const int64_t first = std::max(r0, blocks.front().pos0);
+  const int64_t end = std::min({r1, int64_t(p.pos[t]) + 1, blocks.back().pos0 + blocks.back().rows});
+  if (end <= first) return;
   const int64_t g = h0 / (p.n_head / p.n_kv_head);
-  const E* kbase = static_cast<const E*>(b.k) + g * p.k_head_offset;
-  const E* vbase = static_cast<const E*>(b.v) + g * p.v_head_offset;
   alignas(32) float s[kQT * kRT];
   const float* q[kQT];
-  for (int64_t r0 = 0; r0 < visible; r0 += kRT) {
-    const int64_t nr = std::min<int64_t>(kRT, visible - r0);
+  Segment seg[kRT];
+  size_t bi = 0;
+  for (int64_t P = first - first % kRT; P < end; P += kRT) {
+    const int64_t lo = std::max(P, first), hi = std::min(P + kRT, end), nr = hi - lo;
+    int nseg = 0;
+    for (int64_t at = lo; at < hi;) {
+      while (blocks[bi].pos0 + blocks[bi].rows <= at) ++bi;
+      const KvBlock& b = blocks[bi];
+      const int64_t n = std::min(hi, b.pos0 + b.rows) - at;
+      seg[nseg++] = {&b, at - b.pos0, n, at - lo};
+      at += n;
+    }
     for (int64_t i0 = 0; i0 < nh; i0 += kQT) {
       const int nq = int(std::min<int64_t>(kQT, nh - i0));
       for (int i = 0; i < nq; ++i) q[i] = p.q + t * p.q_tok_stride + (h0 + i0 + i) * p.q_head_stride;
-      K::scores(q, nq, kbase + r0 * b.k_stride, b.k_stride, nr, p.dk, p.scale, s);
+      for (int k = 0; k < nseg; ++k) {
+        const KvBlock& b = *seg[k].b;
+        K::scores(q, nq, static_cast<const E*>(b.k) + g * p.k_head_offset + seg[k].row * b.k_stride, b.k_stride,
+                  seg[k].n, p.dk, p.scale, s + seg[k].off);
+      }
       for (int i = 0; i < nq; ++i) {
         float* si = s + i * kRT;
         const float mt = K::max_of(si, nr);
@@ -68,19 +92,29 @@ void block_impl(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const Kv
         }
         st.l[i0 + i] += K::exp_sum(si, nr, m);
       }
-      K::pv(s, nq, vbase + r0 * b.v_stride, b.v_stride, nr, p.dv, st.acc + i0);
+      for (int k = 0; k < nseg; ++k) {
+        const KvBlock& b = *seg[k].b;
+        K::pv(s + seg[k].off, nq, static_cast<const E*>(b.v) + g * p.v_head_offset + seg[k].row * b.v_stride,
+              b.v_stride, seg[k].n, p.dv, st.acc + i0);
+      }
     }
   }
 }
 
-void block_dispatch(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
-                    SoftmaxState st) {
-  const bool f16 = b.type == DType::F16;
+void fold_dispatch(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
+                   int64_t r0, int64_t r1, SoftmaxState st) {
+  if (blocks.empty()) return;
+  const bool f16 = blocks.front().type == DType::F16;
 #ifdef WHALE_ATTN_X86
-  if (use_avx2()) return f16 ? block_impl<Avx2, uint16_t>(p, t, h0, nh, b, st) : block_impl<Avx2, float>(p, t, h0, nh, b, st);
+  if (use_avx2())
+    return f16 ? fold_impl<Avx2, uint16_t>(p, t, h0, nh, blocks, r0, r1, st)
+               : fold_impl<Avx2, float>(p, t, h0, nh, blocks, r0, r1, st);
 #endif
-  f16 ? block_impl<Portable, uint16_t>(p, t, h0, nh, b, st) : block_impl<Portable, float>(p, t, h0, nh, b, st);
+  f16 ? fold_impl<Portable, uint16_t>(p, t, h0, nh, blocks, r0, r1, st)
+      : fold_impl<Portable, float>(p, t, h0, nh, blocks, r0, r1, st);
 }
+
+constexpr int64_t kAllRows = std::numeric_limits<int64_t>::max();
 
 }  // namespace
 
@@ -90,8 +124,13 @@ void check_attention(const AttnParams& p, std::span<const KvBlock> blocks) {
          p.n_kv_head, p.n_tok);
   if (p.dk <= 0 || p.dv <= 0) fail("attention: dk {} and dv {} must be positive", p.dk, p.dv);
   if (p.n_tok > 0 && (!p.q || !p.out || !p.pos)) fail("attention: q, out and pos must be set");
-  for (const KvBlock& b : blocks) {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const KvBlock& b = blocks[i];
     if (b.rows < 0 || b.pos0 < 0) fail("attention: block rows {} / pos0 {} negative", b.rows, b.pos0);
+    if (i > 0 && b.pos0 != blocks[i - 1].pos0 + blocks[i - 1].rows)
+      fail("attention: block {} starts at position {}, not where block {} ends ({})", i, b.pos0, i - 1,
+           blocks[i - 1].pos0 + blocks[i - 1].rows);
+    if (i > 0 && b.type != blocks[0].type) fail("attention: blocks of mixed element types");
     if (b.rows > 0 && (!b.k || !b.v)) fail("attention: block of {} rows without k or v", b.rows);
     if (b.type != DType::F32 && b.type != DType::F16)
       fail("attention: cache rows must be f32 or f16, got {}", dtype_name(b.type));
@@ -114,7 +153,7 @@ void attn_state_init(SoftmaxState s, int64_t nq, int64_t dv) {
 
 void attn_block(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, const KvBlock& b,
                 SoftmaxState s) {
-  block_dispatch(p, t, h0, nh, b, s);
+  fold_dispatch(p, t, h0, nh, std::span(&b, 1), 0, kAllRows, s);
 }
 
 void attn_state_finish(SoftmaxState s, int64_t nq, int64_t dv) {
@@ -144,21 +183,6 @@ Segments segments_of(int64_t visible) {
   const int64_t want = std::min<int64_t>((visible + kSegRows - 1) / kSegRows, kMaxSeg);
   const int64_t len = ((visible + want - 1) / want + kRT - 1) / kRT * kRT;
   return {(visible + len - 1) / len, len};
-}
-
-// Folds the rows at positions [r0, r1) of every block into the state.
-void fold_rows(const AttnParams& p, int64_t t, int64_t h0, int64_t nh, std::span<const KvBlock> blocks,
-               int64_t r0, int64_t r1, SoftmaxState st) {
-  for (const KvBlock& b : blocks) {
-    const int64_t lo = std::max(r0, b.pos0), hi = std::min(r1, b.pos0 + b.rows);
-    if (lo >= hi) continue;
-    const int64_t esize = b.type == DType::F16 ? 2 : 4;
-    const KvBlock part{.k = static_cast<const char*>(b.k) + (lo - b.pos0) * b.k_stride * esize,
-                       .v = static_cast<const char*>(b.v) + (lo - b.pos0) * b.v_stride * esize,
-                       .rows = hi - lo, .k_stride = b.k_stride, .v_stride = b.v_stride, .pos0 = lo,
-                       .type = b.type};
-    block_dispatch(p, t, h0, nh, part, st);
-  }
 }
 
 // out_i = Σ_s e^{m_s,i - M} acc_s,i / Σ_s e^{m_s,i - M} l_s,i over the n segment states
@@ -230,7 +254,7 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
         out_rows(w, acc);
         const SoftmaxState st{m, l, acc};
         attn_state_init(st, w.nh, p.dv);
-        for (const KvBlock& b : blocks) block_dispatch(p, w.t, w.h0, w.nh, b, st);
+        fold_dispatch(p, w.t, w.h0, w.nh, blocks, 0, kAllRows, st);
         attn_state_finish(st, w.nh, p.dv);
       }
     });
@@ -253,7 +277,7 @@ void attention(const AttnParams& p, std::span<const KvBlock> blocks) {
         attn_state_init(st, w.nh, p.dv);
         const Segments sg = segments_of(int64_t(p.pos[w.t]) + 1);
         if (w.nh == 0 || seg >= sg.n) continue;
-        fold_rows(p, w.t, w.h0, w.nh, blocks, seg * sg.len, (seg + 1) * sg.len, st);
+        fold_dispatch(p, w.t, w.h0, w.nh, blocks, seg * sg.len, (seg + 1) * sg.len, st);
       }
     });
     ThreadPool::global().parallel_for(nw, 1, [&](int64_t u0, int64_t u1) {
