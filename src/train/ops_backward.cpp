@@ -160,15 +160,38 @@ T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
   return buf.get();
 }
 
+// Packs the row panels [ip0, ip1) of A over k in [k0, k0 + kc) into consecutive kc × kMR panels
+// (kMR·kKC apart). A transposed A (sa_i == 1, e.g. dYᵀ in the weight gradient) is read one k
+// row at a time, all panels together, so each cache line of A is touched once per chunk.
+template <typename T>
+void pack_a_group(int64_t ip0, int64_t ip1, int64_t M, int64_t k0, int64_t kc, const T* A,
+                  int64_t sa_i, int64_t sa_k, T* ap) {
+  if (sa_i != 1 || sa_k == 1) {
+    for (int64_t ip = ip0; ip < ip1; ++ip)
+      pack_a_panel(ip * kMR, M, k0, kc, A, sa_i, sa_k, ap + (ip - ip0) * kMR * kKC);
+    return;
+  }
+  const int64_t i0 = ip0 * kMR, i1 = std::min(M, ip1 * kMR);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* a = A + (k0 + k) * sa_k;
+    for (int64_t i = i0; i < i1; ++i) ap[((i - i0) / kMR) * kMR * kKC + k * kMR + (i - i0) % kMR] = a[i];
+  }
+  for (int64_t i = i1; i < ip1 * kMR; ++i)  // zero rows past M in the last panel
+    for (int64_t k = 0; k < kc; ++k) ap[((i - i0) / kMR) * kMR * kKC + k * kMR + (i - i0) % kMR] = T(0);
+}
+
 // B(k, j) = B[k*sb_k + j*sb_j]: the packing reads any layout, so Wᵀ needs no copy.
 //
-// Large products: the threads take work items of up to kMB rows × one kNR-column stripe and
-// run the register tile over them, reading A (any layout) and row-major B in place; only a
-// transposed B (Wᵀ in linear_forward) is packed, once per product, in a first parallel pass,
-// and edge panels (fewer than kMR rows or kNR columns) are packed per item. The old scheme
-// packed both operands per 60 × 128 cache tile (A re-read for every 128 columns, B for every
-// 60 rows, mostly through strided scalar loads: ~40% of the gemm's time), and its few big
-// tiles left 2 threads unbalanced on the experts' 256 × 128 shapes (5 tiles for 2 threads).
+// Large products: the threads take work items of up to kMB rows (a row group) × a block of
+// kNR-column stripes. Per K chunk an item packs its row group of A once (kMB × kKC, ~60 KiB,
+// L2) and runs the register tile over it for every stripe of its block; a transposed B (Wᵀ in
+// linear_forward) is packed once per product in a first parallel pass, row-major B is read in
+// place. Column stripes are split into blocks only as far as needed to give every thread
+// several items (the experts' 256 × 128 shapes have 5 row groups), since each block re-packs
+// the row group. Packing A per item (not reading it in place per stripe) matters for the big
+// products: the head's dX = dlogits · W streams a 1024 × 4096 A, and its dW = dlogitsᵀ · X
+// reads A down columns 16 KiB apart, one TLB page per k, which in place cost every stripe.
+// The arithmetic (order of the FMAs per C entry) is the same whatever the packing.
 template <typename T>
 void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
                 const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
@@ -193,41 +216,42 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
     });
   }
   const int64_t n_ig = (n_ip + kGroup - 1) / kGroup;
-  pool.parallel_for(n_ig * n_jp, 1, [&](int64_t b, int64_t e) {
+  const int64_t want_items = 4 * int64_t(pool.size());
+  const int64_t n_jb = std::min(n_jp, std::max<int64_t>(1, (want_items + n_ig - 1) / n_ig));
+  const int64_t jb_len = (n_jp + n_jb - 1) / n_jb;
+  pool.parallel_for(n_ig * n_jb, 1, [&](int64_t b, int64_t e) {
     T out[kMR * NR];
-    thread_local std::unique_ptr<T[]> edge_buf;
-    thread_local size_t edge_cap = 0;
-    T* edge = scratch(edge_buf, edge_cap, size_t(kKC * (kMR + NR)));
-    T* edge_a = edge;
-    T* edge_b = edge + kKC * kMR;
+    thread_local std::unique_ptr<T[]> pack_buf;
+    thread_local size_t pack_cap = 0;
+    T* apack = scratch(pack_buf, pack_cap, size_t(kKC * (kGroup * kMR + NR)));
+    T* edge_b = apack + kKC * kGroup * kMR;
     for (int64_t t = b; t < e; ++t) {
-      const int64_t ig = t / n_jp, jp = t % n_jp;
-      const int64_t j = jp * NR, nr = std::min(NR, N - j);
-      const int64_t ip_end = std::min(n_ip, (ig + 1) * kGroup);
+      const int64_t ig = t / n_jb, jb = t % n_jb;
+      const int64_t ip0 = ig * kGroup, ip1 = std::min(n_ip, ip0 + kGroup);
+      const int64_t jp0 = jb * jb_len, jp1 = std::min(n_jp, jp0 + jb_len);
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {
         const int64_t kc = std::min(kKC, K - k0);
-        const T* bk;
-        int64_t b_sk;
-        if (pack_b) {
-          bk = bp + jp * NR * K + k0 * NR;
-          b_sk = NR;
-        } else if (nr < NR) {
-          pack_b_panel(j, N, k0, kc, B, sb_k, sb_j, edge_b);
-          bk = edge_b;
-          b_sk = NR;
-        } else {
-          bk = B + k0 * sb_k + j;
-          b_sk = sb_k;
-        }
-        for (int64_t ip = ig * kGroup; ip < ip_end; ++ip) {
-          const int64_t i = ip * kMR, mr = std::min(kMR, M - i);
-          if (mr == kMR) {
-            micro_tile(kc, A + i * sa_i + k0 * sa_k, sa_i, sa_k, bk, b_sk, out);
+        pack_a_group(ip0, ip1, M, k0, kc, A, sa_i, sa_k, apack);
+        for (int64_t jp = jp0; jp < jp1; ++jp) {
+          const int64_t j = jp * NR, nr = std::min(NR, N - j);
+          const T* bk;
+          int64_t b_sk;
+          if (pack_b) {
+            bk = bp + jp * NR * K + k0 * NR;
+            b_sk = NR;
+          } else if (nr < NR) {
+            pack_b_panel(j, N, k0, kc, B, sb_k, sb_j, edge_b);
+            bk = edge_b;
+            b_sk = NR;
           } else {
-            pack_a_panel(i, M, k0, kc, A, sa_i, sa_k, edge_a);
-            micro_tile(kc, edge_a, 1, kMR, bk, b_sk, out);
+            bk = B + k0 * sb_k + j;
+            b_sk = sb_k;
           }
-          store_tile(out, mr, nr, C + i * ldc + j, ldc, accumulate || k0 > 0);
+          for (int64_t ip = ip0; ip < ip1; ++ip) {
+            const int64_t i = ip * kMR, mr = std::min(kMR, M - i);
+            micro_tile(kc, apack + (ip - ip0) * kMR * kKC, 1, kMR, bk, b_sk, out);
+            store_tile(out, mr, nr, C + i * ldc + j, ldc, accumulate || k0 > 0);
+          }
         }
       }
     }
