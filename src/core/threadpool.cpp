@@ -77,6 +77,8 @@ void ThreadPool::run(Task fn, int64_t n, int64_t grain) {
   fn_ = Task{nullptr, nullptr};
 }
 
+int ThreadPool::width() const { return t_in_pool_task ? 1 : size(); }
+
 void ThreadPool::set_default_threads(int n) { g_default_threads = n; }
 
 ThreadPool& ThreadPool::global() {

@@ -22,6 +22,9 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return int(workers_.size()) + 1; }
+  // Threads a parallel_for issued from the calling thread would use: 1 inside a pool task
+  // (nested calls run serially there), else size().
+  int width() const;
 
   // fn(begin, end) over chunks of at most `grain` items. Takes any callable by reference
   // (no std::function: wrapping a capturing lambda would allocate on every call, and the

@@ -171,27 +171,34 @@ void pack_a_group(int64_t ip0, int64_t ip1, int64_t M, int64_t k0, int64_t kc, c
       pack_a_panel(ip * kMR, M, k0, kc, A, sa_i, sa_k, ap + (ip - ip0) * kMR * kKC);
     return;
   }
-  const int64_t i0 = ip0 * kMR, i1 = std::min(M, ip1 * kMR);
+  const int64_t i0 = ip0 * kMR, rows = std::min(M, ip1 * kMR) - i0;
   for (int64_t k = 0; k < kc; ++k) {
-    const T* a = A + (k0 + k) * sa_k;
-    for (int64_t i = i0; i < i1; ++i) ap[((i - i0) / kMR) * kMR * kKC + k * kMR + (i - i0) % kMR] = a[i];
+    const T* a = A + (k0 + k) * sa_k + i0;
+    for (int64_t p = 0; p * kMR < rows; ++p) {
+      T* dst = ap + p * kMR * kKC + k * kMR;
+      const int64_t mr = std::min(kMR, rows - p * kMR);
+      for (int64_t ii = 0; ii < mr; ++ii) dst[ii] = a[p * kMR + ii];
+      for (int64_t ii = mr; ii < kMR; ++ii) dst[ii] = T(0);  // rows past M
+    }
   }
-  for (int64_t i = i1; i < ip1 * kMR; ++i)  // zero rows past M in the last panel
-    for (int64_t k = 0; k < kc; ++k) ap[((i - i0) / kMR) * kMR * kKC + k * kMR + (i - i0) % kMR] = T(0);
 }
 
 // B(k, j) = B[k*sb_k + j*sb_j]: the packing reads any layout, so Wᵀ needs no copy.
 //
-// Large products: the threads take work items of up to kMB rows (a row group) × a block of
-// kNR-column stripes. Per K chunk an item packs its row group of A once (kMB × kKC, ~60 KiB,
-// L2) and runs the register tile over it for every stripe of its block; a transposed B (Wᵀ in
-// linear_forward) is packed once per product in a first parallel pass, row-major B is read in
-// place. Column stripes are split into blocks only as far as needed to give every thread
-// several items (the experts' 256 × 128 shapes have 5 row groups), since each block re-packs
-// the row group. Packing A per item (not reading it in place per stripe) matters for the big
-// products: the head's dX = dlogits · W streams a 1024 × 4096 A, and its dW = dlogitsᵀ · X
-// reads A down columns 16 KiB apart, one TLB page per k, which in place cost every stripe.
-// The arithmetic (order of the FMAs per C entry) is the same whatever the packing.
+// Large products (BLIS-like): B is packed once per product, in a parallel pass, into kNR-column
+// stripes of contiguous k × kNR panels; the threads then take work items of up to kMB rows (a
+// row group) × a block of stripes. Per K chunk an item packs its row group of A once (kMB ×
+// kKC, ~60 KiB, L2) and runs the 6 × 16 register tile over it for every stripe of its block.
+// Column stripes are split into blocks only as far as needed to give every thread several
+// items (the experts' 256 × 128 shapes have 5 row groups), since each block re-packs the row
+// group; not at all when the product runs on one thread (a nested call, e.g. one attention
+// head's products inside the heads' parallel_for).
+// Why pack both: read in place, a row-major B with a power-of-two row length (W in dX = dY·W,
+// X in dW = dYᵀ·X) puts the 16-float rows of a panel 1 or 2 KiB apart, all in 4 or 8 of L1's
+// 64 sets, so the panel never stays in L1; and a transposed A (dYᵀ) read in place walks
+// down columns, one cache line (often one TLB page) per k, for every stripe again. Packing
+// took the head's dX and dW from ~40 to ~70 GFLOP/s on one Zen 3 core. The arithmetic (the
+// order of the FMAs into each C entry) is the same whatever the packing.
 template <typename T>
 void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
                 const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
@@ -204,9 +211,8 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
   constexpr int64_t kGroup = kMB / kMR;  // row panels per work item
   const int64_t n_ip = (M + kMR - 1) / kMR, n_jp = (N + NR - 1) / NR;
   auto& pool = ThreadPool::global();
-  const bool pack_b = sb_j != 1;
   T* bp = nullptr;
-  if (pack_b) {
+  {
     thread_local std::unique_ptr<T[]> buf;  // the caller's; workers only read it
     thread_local size_t cap = 0;
     bp = scratch(buf, cap, size_t(n_jp * NR * K));
@@ -216,15 +222,14 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
     });
   }
   const int64_t n_ig = (n_ip + kGroup - 1) / kGroup;
-  const int64_t want_items = 4 * int64_t(pool.size());
+  const int64_t want_items = pool.width() > 1 ? 4 * int64_t(pool.width()) : 1;
   const int64_t n_jb = std::min(n_jp, std::max<int64_t>(1, (want_items + n_ig - 1) / n_ig));
   const int64_t jb_len = (n_jp + n_jb - 1) / n_jb;
   pool.parallel_for(n_ig * n_jb, 1, [&](int64_t b, int64_t e) {
     T out[kMR * NR];
     thread_local std::unique_ptr<T[]> pack_buf;
     thread_local size_t pack_cap = 0;
-    T* apack = scratch(pack_buf, pack_cap, size_t(kKC * (kGroup * kMR + NR)));
-    T* edge_b = apack + kKC * kGroup * kMR;
+    T* apack = scratch(pack_buf, pack_cap, size_t(kKC * kGroup * kMR));
     for (int64_t t = b; t < e; ++t) {
       const int64_t ig = t / n_jb, jb = t % n_jb;
       const int64_t ip0 = ig * kGroup, ip1 = std::min(n_ip, ip0 + kGroup);
@@ -234,22 +239,10 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
         pack_a_group(ip0, ip1, M, k0, kc, A, sa_i, sa_k, apack);
         for (int64_t jp = jp0; jp < jp1; ++jp) {
           const int64_t j = jp * NR, nr = std::min(NR, N - j);
-          const T* bk;
-          int64_t b_sk;
-          if (pack_b) {
-            bk = bp + jp * NR * K + k0 * NR;
-            b_sk = NR;
-          } else if (nr < NR) {
-            pack_b_panel(j, N, k0, kc, B, sb_k, sb_j, edge_b);
-            bk = edge_b;
-            b_sk = NR;
-          } else {
-            bk = B + k0 * sb_k + j;
-            b_sk = sb_k;
-          }
+          const T* bk = bp + jp * NR * K + k0 * NR;
           for (int64_t ip = ip0; ip < ip1; ++ip) {
             const int64_t i = ip * kMR, mr = std::min(kMR, M - i);
-            micro_tile(kc, apack + (ip - ip0) * kMR * kKC, 1, kMR, bk, b_sk, out);
+            micro_tile(kc, apack + (ip - ip0) * kMR * kKC, 1, kMR, bk, NR, out);
             store_tile(out, mr, nr, C + i * ldc + j, ldc, accumulate || k0 > 0);
           }
         }
