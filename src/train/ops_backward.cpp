@@ -67,6 +67,15 @@ template <typename T>
 void pack_a_panel(int64_t i, int64_t M, int64_t k0, int64_t kc, const T* A, int64_t sa_i,
                   int64_t sa_k, T* ap) {
   const int64_t mr = std::min(kMR, M - i);
+  if (sa_k == 1 && mr == kMR) {  // six rows at a time: each k step writes one panel row
+    const T* a0 = A + i * sa_i + k0;
+    const T *a1 = a0 + sa_i, *a2 = a1 + sa_i, *a3 = a2 + sa_i, *a4 = a3 + sa_i, *a5 = a4 + sa_i;
+    for (int64_t k = 0; k < kc; ++k) {
+      T* dst = ap + k * kMR;
+      dst[0] = a0[k], dst[1] = a1[k], dst[2] = a2[k], dst[3] = a3[k], dst[4] = a4[k], dst[5] = a5[k];
+    }
+    return;
+  }
   if (sa_k == 1) {
     for (int64_t ii = 0; ii < mr; ++ii) {
       const T* a = A + (i + ii) * sa_i + k0;
@@ -91,12 +100,28 @@ void pack_b_panel(int64_t j, int64_t N, int64_t k0, int64_t kc, const T* B, int6
     for (int64_t k = 0; k < kc; ++k) {
       const T* b = B + (k0 + k) * sb_k + j;
       T* dst = bp + k * NR;
+      if (nr == NR) {
+        Simd<T>::store(dst, Simd<T>::load(b));
+        Simd<T>::store(dst + Simd<T>::kLanes, Simd<T>::load(b + Simd<T>::kLanes));
+        continue;
+      }
       for (int64_t jj = 0; jj < nr; ++jj) dst[jj] = b[jj];
       for (int64_t jj = nr; jj < NR; ++jj) dst[jj] = T(0);
     }
     return;
   }
-  for (int64_t jj = 0; jj < nr; ++jj) {
+  // Bᵀ stored row-major (W in Y = X·Wᵀ): four rows of W at a time, so each k step writes
+  // four neighbouring floats of the panel row instead of one.
+  int64_t jj = 0;
+  for (; jj + 4 <= nr; jj += 4) {
+    const T* b0 = B + (j + jj) * sb_j + k0 * sb_k;
+    const T *b1 = b0 + sb_j, *b2 = b1 + sb_j, *b3 = b2 + sb_j;
+    for (int64_t k = 0; k < kc; ++k) {
+      T* dst = bp + k * NR + jj;
+      dst[0] = b0[k * sb_k], dst[1] = b1[k * sb_k], dst[2] = b2[k * sb_k], dst[3] = b3[k * sb_k];
+    }
+  }
+  for (; jj < nr; ++jj) {
     const T* b = B + (j + jj) * sb_j + k0 * sb_k;
     for (int64_t k = 0; k < kc; ++k) bp[k * NR + jj] = b[k * sb_k];
   }
