@@ -18,6 +18,8 @@ constexpr int64_t kMR = 6;
 // Work item of a parallel product: kMB rows × kNR columns of C, K in chunks of kKC so the
 // B panel chunk (kKC × kNR) stays in L1 while the row panels stream past it.
 constexpr int64_t kMB = 60, kKC = 256;
+// A work item packs its rows of A only when it covers at least this many column stripes.
+constexpr int64_t kPackAStripes = 5;
 
 template <typename T>
 struct Simd {
@@ -259,15 +261,26 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
       const int64_t ig = t / n_jb, jb = t % n_jb;
       const int64_t ip0 = ig * kGroup, ip1 = std::min(n_ip, ip0 + kGroup);
       const int64_t jp0 = jb * jb_len, jp1 = std::min(n_jp, jp0 + jb_len);
+      // With only a stripe or two (N ≤ 32: the attention products) packing A would cost about
+      // as much as the products it feeds; the register tile then reads A in place (any
+      // layout), and only a last panel of fewer than kMR rows is packed (zero-padded).
+      const bool pack_a = jp1 - jp0 >= kPackAStripes;
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {
         const int64_t kc = std::min(kKC, K - k0);
-        pack_a_group(ip0, ip1, M, k0, kc, A, sa_i, sa_k, apack);
+        if (pack_a) {
+          pack_a_group(ip0, ip1, M, k0, kc, A, sa_i, sa_k, apack);
+        } else if (M - (ip1 - 1) * kMR < kMR) {
+          pack_a_panel((ip1 - 1) * kMR, M, k0, kc, A, sa_i, sa_k, apack + (ip1 - 1 - ip0) * kMR * kKC);
+        }
         for (int64_t jp = jp0; jp < jp1; ++jp) {
           const int64_t j = jp * NR, nr = std::min(NR, N - j);
           const T* bk = bp + jp * NR * K + k0 * NR;
           for (int64_t ip = ip0; ip < ip1; ++ip) {
             const int64_t i = ip * kMR, mr = std::min(kMR, M - i);
-            micro_tile(kc, apack + (ip - ip0) * kMR * kKC, 1, kMR, bk, NR, out);
+            if (pack_a || mr < kMR)
+              micro_tile(kc, apack + (ip - ip0) * kMR * kKC, 1, kMR, bk, NR, out);
+            else
+              micro_tile(kc, A + i * sa_i + k0 * sa_k, sa_i, sa_k, bk, NR, out);
             store_tile(out, mr, nr, C + i * ldc + j, ldc, accumulate || k0 > 0);
           }
         }
