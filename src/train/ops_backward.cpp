@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/threadpool.h"
+#include "train/vec_math.h"
 
 namespace whale::train {
 
@@ -371,9 +372,11 @@ void rope_backward(T* dx, const T* cs, int64_t n_freq, RopeStyle style) {
 template <typename T>
 void swiglu_forward(const T* a, const T* b, T* h, int64_t count) {
   ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T sig = T(1) / (T(1) + std::exp(-a[i]));
-      h[i] = a[i] * sig * b[i];
+    T sig[256];
+    for (int64_t i0 = lo; i0 < hi; i0 += 256) {
+      const int64_t m = std::min<int64_t>(256, hi - i0);
+      sigmoid(a + i0, sig, m);
+      for (int64_t i = 0; i < m; ++i) h[i0 + i] = a[i0 + i] * sig[i] * b[i0 + i];
     }
   });
 }
@@ -381,11 +384,16 @@ void swiglu_forward(const T* a, const T* b, T* h, int64_t count) {
 template <typename T>
 void swiglu_backward(const T* dh, const T* a, const T* b, T* da, T* db, int64_t count) {
   ThreadPool::global().parallel_for(count, 4096, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T sig = T(1) / (T(1) + std::exp(-a[i]));
-      const T silu = a[i] * sig;
-      da[i] += dh[i] * b[i] * sig * (T(1) + a[i] * (T(1) - sig));
-      db[i] += dh[i] * silu;
+    T sg[256];
+    for (int64_t i0 = lo; i0 < hi; i0 += 256) {
+      const int64_t m = std::min<int64_t>(256, hi - i0);
+      sigmoid(a + i0, sg, m);
+      for (int64_t k = 0; k < m; ++k) {
+        const int64_t i = i0 + k;
+        const T sig = sg[k], silu = a[i] * sig;
+        da[i] += dh[i] * b[i] * sig * (T(1) + a[i] * (T(1) - sig));
+        db[i] += dh[i] * silu;
+      }
     }
   });
 }
@@ -393,12 +401,7 @@ void swiglu_backward(const T* dh, const T* a, const T* b, T* da, T* db, int64_t 
 template <typename T>
 void softmax_forward(T* x, int64_t n) {
   if (n <= 0) return;
-  const T mx = *std::max_element(x, x + n);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += double(x[i]);
-  }
+  const double sum = exp_shifted_sum(x, max_of(x, n), x, n);
   const T inv = T(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
@@ -417,14 +420,10 @@ double cross_entropy_forward_backward(T* logits, const int32_t* labels, int64_t 
   ThreadPool::global().parallel_for(n, 16, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       T* z = logits + r * V;
-      const T mx = *std::max_element(z, z + V);
+      const T mx = max_of(z, V);
       row_loss[size_t(r)] = double(mx) - double(z[labels[r]]);
-      // exp in T (expf for training), once per logit (kept in place), sums in double
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        z[v] = std::exp(z[v] - mx);
-        sum += double(z[v]);
-      }
+      // exp in T, once per logit (kept in place), sums in double
+      const double sum = exp_shifted_sum(z, mx, z, V);
       row_loss[size_t(r)] += std::log(sum);
       const T c = T(coef), scale = T(coef / sum);
       for (int64_t v = 0; v < V; ++v) z[v] *= scale;
