@@ -29,6 +29,7 @@ struct BenchTrainArgs {
 };
 
 void run_bench_train(const BenchTrainArgs& a) {
+  train::retain_freed_memory();
   if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
   if (a.reps < 1 || a.warmup < 0) fail("-r must be >= 1 and --warmup >= 0");
   const nlohmann::json j = nlohmann::json::parse(read_file(a.config), nullptr, false);

@@ -91,6 +91,7 @@ train::TrainerOptions read_options(const json& j, const std::string& path) {
 void run_train(const TrainArgs& a) {
   if (a.threads < 0) fail("--threads must be positive, not {}", a.threads);
   if (a.threads > 0) ThreadPool::set_default_threads(a.threads);
+  train::retain_freed_memory();
   const json cfg_json = json::parse(read_file(a.config), nullptr, false);
   if (cfg_json.is_discarded() || !cfg_json.is_object()) fail("{}: not a valid JSON object", a.config);
   if (!cfg_json.contains("config") || !cfg_json["config"].is_object())

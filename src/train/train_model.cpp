@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "formats/safetensors.h"
 #include "train/deepseek_train.h"
 
@@ -40,9 +41,13 @@ class DeepseekTrainModel final : public TrainModel {
     std::map<std::string, size_t> index;
     for (size_t i = 0; i < params_.size(); ++i) {
       Param& p = params_[i];
-      p.grad.assign(p.value.size(), 0.0f);
+      if (p.grad.size() != p.value.size()) p.grad.assign(p.value.size(), 0.0f);
       index.emplace(p.name, i);
     }
+    // Zeroing ~40 MB of gradients is a step's largest serial memset: spread it over the pool.
+    ThreadPool::global().parallel_for(int64_t(params_.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) std::fill(params_[size_t(i)].grad.begin(), params_[size_t(i)].grad.end(), 0.0f);
+    });
     Binder<float> bind = [&](const TensorRequest& r) -> Slot<float> {
       auto it = index.find(r.name);
       if (it == index.end()) {
@@ -192,6 +197,11 @@ std::unique_ptr<TrainModel> init_train_model(const ModelConfig& cfg, uint64_t se
     params.push_back(std::move(p));
   }
   return std::make_unique<DeepseekTrainModel>(cfg, std::move(params));
+}
+
+void retain_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 }  // namespace whale::train

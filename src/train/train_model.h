@@ -60,4 +60,11 @@ std::unique_ptr<TrainModel> load_train_model(const std::string& hf_dir);
 // norms 1, biases 0) — as DeepSeek's init.
 std::unique_ptr<TrainModel> init_train_model(const ModelConfig& cfg, uint64_t seed);
 
+// A training step allocates and frees the same large activation buffers every step. glibc
+// hands blocks above its mmap threshold back to the kernel on free (and trims the heap top),
+// so each step page-faulted them in again and the kernel zeroed them, on the calling thread,
+// outside the parallel regions. Called once by the training commands: keeps blocks up to
+// 32 MiB (glibc's largest threshold) on the heap and the heap untrimmed.
+void retain_freed_memory();
+
 }  // namespace whale::train
