@@ -12,16 +12,16 @@ void block_forward(const BlockContext<T>& bc, const BlockWeights<T>& w, T* x, Bl
   const ModelConfig& cfg = *bc.cfg;
   const int64_t n = bc.n(), D = cfg.n_embd;
   c.x_in.assign(x, x + n * D);
-  c.xn1.assign(size_t(n * D), T(0));
-  c.rstd1.assign(size_t(n), T(0));
+  c.xn1.resize(size_t(n * D));  // rmsnorm_forward writes every element
+  c.rstd1.resize(size_t(n));
   rmsnorm_forward(x, w.attn_norm.v, c.xn1.data(), c.rstd1.data(), n, D, cfg.rms_eps);
-  std::vector<T> out(size_t(n * D));
+  Activations<T> out(size_t(n * D));  // written in full by mla_forward, then by the FFN
   mla_forward(bc, w.mla, c.xn1.data(), out.data(), c.mla);
   for (int64_t i = 0; i < n * D; ++i) x[i] += out[size_t(i)];
 
   c.x_mid.assign(x, x + n * D);
-  c.xn2.assign(size_t(n * D), T(0));
-  c.rstd2.assign(size_t(n), T(0));
+  c.xn2.resize(size_t(n * D));
+  c.rstd2.resize(size_t(n));
   rmsnorm_forward(x, w.ffn_norm.v, c.xn2.data(), c.rstd2.data(), n, D, cfg.rms_eps);
   if (w.moe) moe_forward(cfg, w.moe_w, c.xn2.data(), n, out.data(), c.moe, bc.S, bc.seq_aux_alpha);
   else mlp_forward(w.dense, D, c.xn2.data(), n, out.data(), c.dense);

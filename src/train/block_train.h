@@ -6,11 +6,39 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
 
 namespace whale::train {
+
+// Allocator whose resize() leaves new elements default-initialised (uninitialised floats):
+// every activation buffer below is written in full by the op that produces it, so the
+// zero-fill of std::vector was ~100 MB of serial memset per step of bench-config.json.
+template <typename T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using Activations = std::vector<T, UninitAllocator<T>>;
 
 // A tensor's value and the gradient it accumulates into (g null: not trained).
 template <typename T>
@@ -45,14 +73,14 @@ struct MlaWeights {
 
 template <typename T>
 struct MlaCache {
-  std::vector<T> qa, qa_rstd, qan;  // [n, q_lora], [n], [n, q_lora]
-  std::vector<T> q;                 // [n, H, dn+dr] after RoPE
-  std::vector<T> c_pre, kv_rstd;    // [n, C] latent before its norm, [n]
-  std::vector<T> ckv;               // [n, C] normalised latent
-  std::vector<T> kr;                // [n, dr] shared rotary key after RoPE
-  std::vector<T> kv;                // [n, H, dn+dv] expanded per-head K_nope and V
-  std::vector<T> probs;             // [B, H, S, S] causal attention weights
-  std::vector<T> ctx;               // [n, H*dv] attention output before o_proj
+  Activations<T> qa, qa_rstd, qan;  // [n, q_lora], [n], [n, q_lora]
+  Activations<T> q;                 // [n, H, dn+dr] after RoPE
+  Activations<T> c_pre, kv_rstd;    // [n, C] latent before its norm, [n]
+  Activations<T> ckv;               // [n, C] normalised latent
+  Activations<T> kr;                // [n, dr] shared rotary key after RoPE
+  Activations<T> kv;                // [n, H, dn+dv] expanded per-head K_nope and V
+  Activations<T> probs;             // [B, H, S, S] causal attention weights
+  Activations<T> ctx;               // [n, H*dv] attention output before o_proj
 };
 
 // out[n, D] = MLA(xn); the backward adds d xn into dxn.
@@ -73,7 +101,7 @@ struct MlpWeights {
 
 template <typename T>
 struct MlpCache {
-  std::vector<T> a, b, h;           // [m, F] gate and up projections, silu(a)⊙b
+  Activations<T> a, b, h;           // [m, F] gate and up projections, silu(a)⊙b
 };
 
 template <typename T>
@@ -129,8 +157,9 @@ struct BlockWeights {
 
 template <typename T>
 struct BlockCache {
-  std::vector<T> x_in, xn1, rstd1;  // block input, its attention norm
-  std::vector<T> x_mid, xn2, rstd2; // after attention, its FFN norm
+  std::vector<T> x_in, x_mid;       // block input, the stream after attention
+  Activations<T> xn1, rstd1;        // attention norm of x_in
+  Activations<T> xn2, rstd2;        // FFN norm of x_mid
   MlaCache<T> mla;
   MlpCache<T> dense;
   MoeCache<T> moe;

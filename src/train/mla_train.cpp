@@ -35,9 +35,10 @@ BlockContext<T> make_block_context(const ModelConfig& cfg, int64_t B, int64_t S)
 namespace {
 constexpr int64_t kCausalChunk = 64;  // query rows per causal gemm chunk
 
+// Sizes an activation buffer for this step; its producer writes every element.
 template <typename T>
-T* grow(std::vector<T>& v, int64_t n) {
-  v.assign(size_t(n), T(0));
+T* grow(Activations<T>& v, int64_t n) {
+  v.resize(size_t(n));
   return v.data();
 }
 }  // namespace
@@ -58,7 +59,7 @@ void mla_forward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn,
   } else {
     linear_forward(xn, n, D, w.wq.v, H * dq, q);
   }
-  std::vector<T> kva(size_t(n * (C + dr)));
+  Activations<T> kva(size_t(n * (C + dr)));
   linear_forward(xn, n, D, w.wkv_a.v, C + dr, kva.data());
   T* c_pre = grow(c.c_pre, n * C);
   T* kr = grow(c.kr, n * dr);

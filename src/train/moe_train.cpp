@@ -18,9 +18,9 @@ template <typename T>
 void mlp_forward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, T* y,
                  MlpCache<T>& c) {
   const int64_t F = w.width;
-  c.a.assign(size_t(m * F), T(0));
-  c.b.assign(size_t(m * F), T(0));
-  c.h.assign(size_t(m * F), T(0));
+  c.a.resize(size_t(m * F));  // written in full below
+  c.b.resize(size_t(m * F));
+  c.h.resize(size_t(m * F));
   linear_forward(x, m, D, w.gate.v, F, c.a.data());
   linear_forward(x, m, D, w.up.v, F, c.b.data());
   swiglu_forward(c.a.data(), c.b.data(), c.h.data(), m * F);
