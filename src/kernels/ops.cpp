@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#include "core/cpu_features.h"
+#include "kernels/exp_avx2.h"
 
 namespace whale {
 
@@ -35,7 +39,39 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+namespace {
+// silu(g) · u for 8 elements: g / (1 + e^-g) · u.
+__attribute__((target("avx2,fma"))) inline __m256 swiglu8(__m256 g, __m256 u) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp8_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u);
+}
+
+// The tail goes through the same 8-wide code (zero-padded), so every element's result is the
+// same whatever n is: the batch invariance of the matmuls carries through the FFN.
+__attribute__((target("avx2,fma"))) void swiglu_avx2(const float* gate, const float* up,
+                                                     float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    float g[8] = {}, u[8] = {}, o[8];
+    std::memcpy(g, gate + i, size_t(n - i) * sizeof(float));
+    std::memcpy(u, up + i, size_t(n - i) * sizeof(float));
+    _mm256_storeu_ps(o, swiglu8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+    std::memcpy(out + i, o, size_t(n - i) * sizeof(float));
+  }
+}
+}  // namespace
+#endif
+
+// ~4% of a 1.5B prefill with std::exp one element at a time; 8 at a time on AVX2 (the level
+// WHALE_ISA selects, so the portable path stays the scalar reference).
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa_level() >= IsaLevel::Avx2) return swiglu_avx2(gate, up, out, n);
+#endif
   for (int64_t i = 0; i < n; ++i) out[i] = silu(gate[i]) * up[i];
 }
 

@@ -1,4 +1,5 @@
-// Elementwise and normalisation ops on float32 activations (scalar reference code).
+// Elementwise and normalisation ops on float32 activations (scalar reference code; swiglu
+// has an AVX2 path chosen by the ISA level).
 #pragma once
 
 #include <cmath>

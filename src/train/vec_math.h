@@ -1,9 +1,8 @@
 // Element-wise exponentials of the training ops over whole arrays: cross-entropy over the
 // vocabulary, attention softmax, SwiGLU and the router's sigmoid (~25 M exponentials per step of
 // bench-config.json). Scalar std::exp with a serial double sum ran at ~8 ns per element
-// (~10% of a step); the AVX2 path computes 8 at a time (2^n · e^r, |r| <= ln2/2, degree-6
-// Taylor polynomial, relative error ~2e-7, arguments clamped to [-87, 88]) and sums in 4 double
-// lanes. Float builds without AVX2+FMA, and the double instantiations the finite-difference
+// (~10% of a step); the AVX2 path computes 8 at a time (kernels/exp_avx2.h: relative error
+// ~2e-7, arguments clamped to [-87, 88]) and sums in 4 double lanes. Float builds without AVX2+FMA, and the double instantiations the finite-difference
 // tests use, take std::exp.
 #pragma once
 
