@@ -20,6 +20,7 @@
 #include <random>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "kernels/matmul.h"
 #include "kernels/matrix.h"
@@ -200,6 +201,31 @@ TEST(Ops, SiluAndSwigluMatchDoubleReference) {
   expect_close(got_silu, want_silu, 1e-6, 1e-30, "silu");
   expect_close(out, want, 2e-6, 1e-30, "swiglu");
   EXPECT_EQ(silu(0.0f), 0.0f);
+}
+
+// Each element's SwiGLU does not depend on how many elements share the call (the AVX2 tail
+// runs the same 8-wide code), at every ISA level this CPU has, and the levels agree closely.
+TEST(Ops, SwigluElementDoesNotDependOnTheCallLength) {
+  Rng rng(5);
+  const std::vector<float> gate = rng.normals(21, 4.0f), up = rng.normals(21, 2.0f);
+  const IsaLevel saved = isa_level();
+  std::vector<std::vector<float>> per_level;
+  for (IsaLevel l : {IsaLevel::Portable, IsaLevel::Avx2}) {
+    if (l > best_isa_level()) continue;
+    set_isa_level(l);
+    std::vector<float> full(gate.size());
+    swiglu(gate.data(), up.data(), full.data(), int64_t(gate.size()));
+    for (size_t n = 1; n <= gate.size(); ++n) {
+      std::vector<float> part(n);
+      swiglu(gate.data(), up.data(), part.data(), int64_t(n));
+      EXPECT_EQ(0, std::memcmp(part.data(), full.data(), n * sizeof(float))) << isa_name(l) << " n=" << n;
+    }
+    per_level.push_back(full);
+  }
+  set_isa_level(saved);
+  for (size_t l = 1; l < per_level.size(); ++l)
+    for (size_t i = 0; i < gate.size(); ++i)
+      EXPECT_NEAR(per_level[l][i], per_level[0][i], 1e-6f * (1.0f + std::fabs(per_level[0][i])));
 }
 
 // ---- dot_f32 -----------------------------------------------------------------------------
