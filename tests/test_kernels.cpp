@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "kernels/matmul.h"
+#include "kernels/qkernels.h"
 #include "kernels/quants.h"
 
 namespace whale {
@@ -240,6 +241,41 @@ TEST(Kernels, NonFiniteActivationsGiveNaNNotGarbage) {
   }
   set_isa_level(best_isa_level());
   set_matmul_precision(MatmulPrecision::Fast);
+}
+
+// The Q8_K activation quantizer's block-maximum search has an AVX2 version: it must give the
+// same bits as the scalar one, ties of equal magnitude and opposite sign (the first one wins)
+// and zero / non-finite blocks included.
+TEST(Kernels, ActivationQuantizerIsTheSameAtEveryLevel) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  std::vector<float> x(256 * 12);
+  for (auto& v : x) v = nd(rng);
+  x[256 + 7] = 50.f, x[256 + 200] = -50.f;     // tie: +50 first
+  x[512 + 9] = -60.f, x[512 + 100] = 60.f;     // tie: -60 first
+  x[768 + 255] = 99.f;                         // maximum in the last lane
+  std::fill(x.begin() + 1024, x.begin() + 1280, 0.f);
+  x[1024 + 3] = -0.f;
+  x[1280 + 17] = NAN;
+  x[1536 + 250] = -INFINITY;
+  x[1792 + 1] = 1e-40f;                        // denormals only
+  std::fill(x.begin() + 1792 + 2, x.begin() + 2048, 0.f);
+  std::vector<kern::ActQ8K> want(12), got(12);
+  set_isa_level(IsaLevel::Portable);
+  kern::quantize_act_q8K(x.data(), want.data(), int64_t(x.size()));
+  for (IsaLevel isa : {IsaLevel::Avx2, IsaLevel::Avx512}) {
+    if (int(isa) > int(best_isa_level())) continue;
+    set_isa_level(isa);
+    kern::quantize_act_q8K(x.data(), got.data(), int64_t(x.size()));
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(kern::ActQ8K))) << isa_name(isa);
+  }
+  set_isa_level(best_isa_level());
+  // The first of a tie decides the scale (d = -max / 127, as ggml's quantize_row_q8_K).
+  EXPECT_FLOAT_EQ(want[1].d, -50.f / 127.f);
+  EXPECT_FLOAT_EQ(want[2].d, 60.f / 127.f);
+  EXPECT_FLOAT_EQ(want[3].d, -99.f / 127.f);
+  EXPECT_TRUE(std::isnan(want[5].d));
+  EXPECT_TRUE(std::isnan(want[6].d));
 }
 
 // matmul2 (gate and up in one pass) equals two matmul calls, bit for bit, for pairs of the

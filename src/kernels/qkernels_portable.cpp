@@ -7,6 +7,11 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "core/cpu_features.h"
 #include "kernels/ops.h"
 #include "kernels/qkernels.h"
 #include "kernels/quants.h"
@@ -130,19 +135,75 @@ const KernelSet kSet = {"portable", gemm_fast, gemm_exact, dequantize};
 
 const KernelSet& kernels_portable() { return kSet; }
 
+namespace {
+
+// The value of largest magnitude in x[0..kQK) (its first occurrence, sign kept), its magnitude,
+// and whether every element is finite.
+struct BlockMax {
+  float max = 0, amax = 0;
+  bool finite = true;
+};
+
+BlockMax block_max_scalar(const float* x) {
+  BlockMax m;
+  for (int e = 0; e < kQK; ++e) {
+    const float ax = std::fabs(x[e]);
+    m.finite = m.finite && std::isfinite(x[e]);
+    if (ax > m.amax) {
+      m.amax = ax;
+      m.max = x[e];
+    }
+  }
+  return m;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// The same search 8 lanes at a time (max is exact, so the result is bit-identical): the
+// branchy scalar loop was ~3% of a 1.5B prefill.
+__attribute__((target("avx2"))) BlockMax block_max_avx2(const float* x) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 vmax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (int e = 0; e < kQK; e += 8) {
+    const __m256 ax = _mm256_and_ps(_mm256_loadu_ps(x + e), abs_mask);
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, inf, _CMP_NLT_UQ));  // inf or NaN
+    vmax = _mm256_max_ps(vmax, ax);
+  }
+  BlockMax m;
+  m.finite = _mm256_movemask_ps(bad) == 0;
+  if (!m.finite) return m;
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  m.amax = _mm_cvtss_f32(h);
+  if (m.amax == 0) return m;
+  const __m256 target = _mm256_set1_ps(m.amax);
+  for (int e = 0; e < kQK; e += 8) {
+    const int hit = _mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + e), abs_mask), target, _CMP_EQ_OQ));
+    if (hit) {
+      m.max = x[e + __builtin_ctz(unsigned(hit))];
+      break;
+    }
+  }
+  return m;
+}
+#endif
+
+}  // namespace
+
 void quantize_act_q8K(const float* x, ActQ8K* out, int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+  BlockMax (*const search)(const float*) =
+      isa_level() >= IsaLevel::Avx2 ? block_max_avx2 : block_max_scalar;
+#else
+  BlockMax (*const search)(const float*) = block_max_scalar;
+#endif
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     ActQ8K& y = out[b];
-    float max = 0, amax = 0;  // max: the value of largest magnitude, sign kept
-    bool finite = true;
-    for (int e = 0; e < kQK; ++e) {
-      const float ax = std::fabs(x[e]);
-      finite = finite && std::isfinite(x[e]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[e];
-      }
-    }
+    const BlockMax bm = search(x);
+    const float max = bm.max, amax = bm.amax;
+    const bool finite = bm.finite;
     if (!finite || amax == 0) {  // zeros; a non-finite input makes the products NaN
       std::memset(&y, 0, sizeof y);
       if (!finite) y.d = std::numeric_limits<float>::quiet_NaN();
