@@ -1,0 +1,100 @@
+// whale_gemv_bench: decode (one token) matmul speed with the weights coming from DRAM, as in
+// token generation. The matrices have the shapes of R1-Distill-Qwen-1.5B's layers (q, k, v, o,
+// gate, up, down) and there are enough layers (-l) that they do not fit in the caches; each
+// rep runs one token through every matrix in layer order, as the model does. Reports the
+// weight bytes read per wall second (the figure `whale bench` calls tg GB/s, minus the rest
+// of the model's work).
+//
+//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES]   (TYPES e.g. q4k,q6k,q8_0)
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "kernels/matmul.h"
+#include "kernels/quants.h"
+
+using namespace whale;
+
+namespace {
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+constexpr Shape kLayer[] = {{1536, 1536}, {256, 1536}, {256, 1536}, {1536, 1536},
+                            {8960, 1536}, {8960, 1536}, {1536, 8960}};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 1, reps = 7, layers = 12;
+  std::string types_arg = "q4k,q6k,q8_0";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string f = argv[i];
+    if (f == "-t") threads = std::atoi(argv[i + 1]);
+    else if (f == "-r") reps = std::atoi(argv[i + 1]);
+    else if (f == "-l") layers = std::atoi(argv[i + 1]);
+    else if (f == "-T") types_arg = argv[i + 1];
+  }
+  ThreadPool::set_default_threads(threads);
+  std::vector<DType> types;
+  if (types_arg.find("q4k") != std::string::npos) types.push_back(DType::Q4_K);
+  if (types_arg.find("q6k") != std::string::npos) types.push_back(DType::Q6_K);
+  if (types_arg.find("q8_0") != std::string::npos) types.push_back(DType::Q8_0);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> x(8960), y(8960), row(8960);
+  for (auto& v : x) v = u(rng);
+  fmt::print("threads {}, {} layers of R1-Distill-Qwen-1.5B shapes; GB/s of weights, median of {}\n", threads,
+             layers, reps);
+  for (DType t : types) {
+    // one buffer per matrix; random quants are as good as real ones for speed
+    std::vector<std::vector<uint8_t>> bufs;
+    std::vector<Matrix> ms;
+    uint64_t total = 0;
+    for (int l = 0; l < layers; ++l) {
+      for (const Shape& s : kLayer) {
+        const uint64_t rb = *dtype_bytes(t, uint64_t(s.cols));
+        bufs.emplace_back(rb * uint64_t(s.rows));
+        // a few distinct rows repeated: quantizing every row would take longer than the run
+        for (int64_t r = 0; r < s.rows; ++r) {
+          if (r < 4) {
+            for (int64_t c = 0; c < s.cols; ++c) row[size_t(c)] = u(rng);
+            quantize_row(t, row.data(), bufs.back().data() + rb * uint64_t(r), s.cols);
+          } else {
+            std::copy_n(bufs.back().data() + rb * uint64_t(r % 4), rb, bufs.back().data() + rb * uint64_t(r));
+          }
+        }
+        Matrix m;
+        m.dtype = t;
+        m.rows = s.rows;
+        m.cols = s.cols;
+        m.data = bufs.back().data();
+        m.row_bytes = rb;
+        ms.push_back(m);
+        total += rb * uint64_t(s.rows);
+      }
+    }
+    std::vector<double> rates;
+    for (int r = 0; r < reps + 1; ++r) {
+      const double t0 = now_s();
+      for (const Matrix& m : ms) matmul(m, x.data(), 1, m.cols, y.data(), m.rows);
+      const double dt = now_s() - t0;
+      if (r > 0) rates.push_back(double(total) / dt * 1e-9);  // the first rep warms up
+    }
+    std::sort(rates.begin(), rates.end());
+    fmt::print("{:>6} {:7.1f} MB  {:6.2f} GB/s  (min {:.2f} max {:.2f})\n", dtype_name(t), double(total) * 1e-6,
+               rates[rates.size() / 2], rates.front(), rates.back());
+  }
+  return 0;
+}
