@@ -5,7 +5,10 @@
 // weight bytes read per wall second (the figure `whale bench` calls tg GB/s, minus the rest
 // of the model's work).
 //
-//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES]   (TYPES e.g. q4k,q6k,q8_0)
+// -c 1 instead runs one 512 x 1536 matrix (it stays in L2) 200 times per rep: the kernels'
+// compute speed alone.
+//
+//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES] [-c 0|1]   (TYPES e.g. q4k,q6k,q8_0)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -44,7 +47,7 @@ double now_s() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1, reps = 7, layers = 12;
+  int threads = 1, reps = 7, layers = 12, in_cache = 0;
   std::string types_arg = "q4k,q6k,q8_0";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
     else if (f == "-r") reps = std::atoi(argv[i + 1]);
     else if (f == "-l") layers = std::atoi(argv[i + 1]);
     else if (f == "-T") types_arg = argv[i + 1];
+    else if (f == "-c") in_cache = std::atoi(argv[i + 1]);
   }
   ThreadPool::set_default_threads(threads);
   std::vector<DType> types;
@@ -69,8 +73,11 @@ int main(int argc, char** argv) {
     std::vector<std::vector<uint8_t>> bufs;
     std::vector<Matrix> ms;
     uint64_t total = 0;
-    for (int l = 0; l < layers; ++l) {
-      for (const Shape& s : kLayer) {
+    const std::vector<Shape> shapes = in_cache ? std::vector<Shape>{{512, 1536}}
+                                               : std::vector<Shape>(std::begin(kLayer), std::end(kLayer));
+    const int n_sets = in_cache ? 1 : layers, passes = in_cache ? 200 : 1;
+    for (int l = 0; l < n_sets; ++l) {
+      for (const Shape& s : shapes) {
         const uint64_t rb = *dtype_bytes(t, uint64_t(s.cols));
         bufs.emplace_back(rb * uint64_t(s.rows));
         // a few distinct rows repeated: quantizing every row would take longer than the run
@@ -95,11 +102,12 @@ int main(int argc, char** argv) {
     std::vector<double> rates, cpu_rates;
     for (int r = 0; r < reps + 1; ++r) {
       const double t0 = now_s(), c0 = cpu_s();
-      for (const Matrix& m : ms) matmul(m, x.data(), 1, m.cols, y.data(), m.rows);
+      for (int pass = 0; pass < passes; ++pass)
+        for (const Matrix& m : ms) matmul(m, x.data(), 1, m.cols, y.data(), m.rows);
       const double dt = now_s() - t0, dc = cpu_s() - c0;
       if (r > 0) {  // the first rep warms up
-        rates.push_back(double(total) / dt * 1e-9);
-        cpu_rates.push_back(double(total) / dc * 1e-9);
+        rates.push_back(double(total) * passes / dt * 1e-9);
+        cpu_rates.push_back(double(total) * passes / dc * 1e-9);
       }
     }
     std::sort(rates.begin(), rates.end());
