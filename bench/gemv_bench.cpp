@@ -8,7 +8,7 @@
 // -c 1 instead runs one 512 x 1536 matrix (it stays in L2) 200 times per rep: the kernels'
 // compute speed alone.
 //
-//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES] [-c 0|1]   (TYPES e.g. q4k,q6k,q8_0)
+//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES] [-c 0|1]   (TYPES e.g. q4k,q5k,q6k,q8_0)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   ThreadPool::set_default_threads(threads);
   std::vector<DType> types;
   if (types_arg.find("q4k") != std::string::npos) types.push_back(DType::Q4_K);
+  if (types_arg.find("q5k") != std::string::npos) types.push_back(DType::Q5_K);
   if (types_arg.find("q6k") != std::string::npos) types.push_back(DType::Q6_K);
   if (types_arg.find("q8_0") != std::string::npos) types.push_back(DType::Q8_0);
   std::mt19937 rng(1);
