@@ -202,26 +202,31 @@ INSTANTIATE_TEST_SUITE_P(All, KernelTest,
 // A token's result does not depend on the other tokens of the call: one matmul of n tokens
 // equals n matmuls of one token (the decode kernels) and a matmul of a sub-range, bit for bit,
 // for every fast weight type and ISA level. K spans several chunks of the GEMM tiles (9
-// super-blocks, 33 blocks of 32) and the rows end in a partial tile.
+// super-blocks, 33 blocks of 32) and the rows end in a partial tile. The wide shape is past
+// the decode kernels' 8-row path (more than 32768 / 20480 columns), which then goes row by row.
 TEST(Kernels, FastResultsDoNotDependOnTheBatch) {
   for (IsaLevel isa : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512}) {
     if (int(isa) > int(best_isa_level())) continue;
     set_isa_level(isa);
     for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
-      const int64_t rows = 37, cols = (t == DType::Q8_0 || t == DType::Q4_0) ? 1056 : 2304, n = 11;
-      const Weights w = make_weights(t, rows, cols, 21);
-      const std::vector<float> x = make_acts(n, cols, 22);
-      std::vector<float> all(static_cast<size_t>(n * rows)), one(static_cast<size_t>(rows)),
-          part(static_cast<size_t>(5 * rows));
-      matmul(w.m(), x.data(), n, cols, all.data(), rows);
-      for (int64_t k = 0; k < n; ++k) {
-        matmul(w.m(), x.data() + k * cols, 1, cols, one.data(), rows);
-        EXPECT_EQ(std::memcmp(one.data(), all.data() + k * rows, sizeof(float) * size_t(rows)), 0)
-            << isa_name(isa) << " " << dtype_name(t) << " token " << k << " alone";
+      for (bool wide : {false, true}) {
+        const bool b32 = t == DType::Q8_0 || t == DType::Q4_0;
+        const int64_t rows = wide ? 9 : 37, cols = wide ? (b32 ? 20512 : 33024) : (b32 ? 1056 : 2304),
+                      n = wide ? 8 : 11;
+        const Weights w = make_weights(t, rows, cols, 21);
+        const std::vector<float> x = make_acts(n, cols, 22);
+        std::vector<float> all(static_cast<size_t>(n * rows)), one(static_cast<size_t>(rows)),
+            part(static_cast<size_t>(5 * rows));
+        matmul(w.m(), x.data(), n, cols, all.data(), rows);
+        for (int64_t k = 0; k < n; ++k) {
+          matmul(w.m(), x.data() + k * cols, 1, cols, one.data(), rows);
+          EXPECT_EQ(std::memcmp(one.data(), all.data() + k * rows, sizeof(float) * size_t(rows)), 0)
+              << isa_name(isa) << " " << dtype_name(t) << " cols " << cols << " token " << k << " alone";
+        }
+        matmul(w.m(), x.data() + 3 * cols, 5, cols, part.data(), rows);
+        EXPECT_EQ(std::memcmp(part.data(), all.data() + 3 * rows, sizeof(float) * part.size()), 0)
+            << isa_name(isa) << " " << dtype_name(t) << " cols " << cols << " tokens 3..7";
       }
-      matmul(w.m(), x.data() + 3 * cols, 5, cols, part.data(), rows);
-      EXPECT_EQ(std::memcmp(part.data(), all.data() + 3 * rows, sizeof(float) * part.size()), 0)
-          << isa_name(isa) << " " << dtype_name(t) << " tokens 3..7";
     }
   }
   set_isa_level(best_isa_level());
