@@ -221,7 +221,7 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
   std::vector<T> dh2(size_t(n2 * D), T(0));
   {
-    std::vector<T> logits(size_t(n2 * V));
+    Activations<T> logits(size_t(n2 * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h2.data(), n2, D, head_.v, V, logits.data());
     res.loss_mtp = cross_entropy_forward_backward(logits.data(), labels.data(), n2, V,
                                                   mtp_lambda / double(n2)) / double(n2);
@@ -281,7 +281,7 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   // ---- main loss and head backward
   std::vector<T> dh(size_t(n * D), T(0));
   {
-    std::vector<T> logits(size_t(n * V));
+    Activations<T> logits(size_t(n * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h.data(), n, D, head_.v, V, logits.data());
     res.loss_main = cross_entropy_forward_backward(logits.data(), batch.targets.data(), n, V,
                                                    1.0 / double(n)) / double(n);
