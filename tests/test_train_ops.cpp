@@ -437,7 +437,9 @@ TEST(TrainOps, VecMathMatchesStdExp) {
     for (int64_t i = 0; i < n; ++i) {
       const double want = std::exp(double(x[size_t(i)] - mx));  // the argument rounds in float
       want_sum += double(float(want));
-      if (want > 1e-37) EXPECT_NEAR(y[size_t(i)], want, 4e-7 * want) << n << " " << x[size_t(i)];
+      if (want > 1e-37) {
+        EXPECT_NEAR(y[size_t(i)], want, 4e-7 * want) << n << " " << x[size_t(i)];
+      }
     }
     EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
     sigmoid(x.data(), s.data(), n);

@@ -239,16 +239,13 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
   constexpr int64_t kGroup = kMB / kMR;  // row panels per work item
   const int64_t n_ip = (M + kMR - 1) / kMR, n_jp = (N + NR - 1) / NR;
   auto& pool = ThreadPool::global();
-  T* bp = nullptr;
-  {
-    thread_local std::unique_ptr<T[]> buf;  // the caller's; workers only read it
-    thread_local size_t cap = 0;
-    bp = scratch(buf, cap, size_t(n_jp * NR * K));
-    const int64_t grain = std::max<int64_t>(1, n_jp / (4 * pool.size()));
-    pool.parallel_for(n_jp, grain, [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) pack_b_panel(p * NR, N, 0, K, B, sb_k, sb_j, bp + p * NR * K);
-    });
-  }
+  thread_local std::unique_ptr<T[]> bp_buf;  // the caller's; workers only read it
+  thread_local size_t bp_cap = 0;
+  T* bp = scratch(bp_buf, bp_cap, size_t(n_jp * NR * K));
+  const int64_t grain = std::max<int64_t>(1, n_jp / (4 * pool.size()));
+  pool.parallel_for(n_jp, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) pack_b_panel(p * NR, N, 0, K, B, sb_k, sb_j, bp + p * NR * K);
+  });
   const int64_t n_ig = (n_ip + kGroup - 1) / kGroup;
   const int64_t want_items = pool.width() > 1 ? 4 * int64_t(pool.width()) : 1;
   const int64_t n_jb = std::min(n_jp, std::max<int64_t>(1, (want_items + n_ig - 1) / n_ig));
@@ -262,8 +259,8 @@ void gemm_any_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64
       const int64_t ig = t / n_jb, jb = t % n_jb;
       const int64_t ip0 = ig * kGroup, ip1 = std::min(n_ip, ip0 + kGroup);
       const int64_t jp0 = jb * jb_len, jp1 = std::min(n_jp, jp0 + jb_len);
-      // With only a stripe or two (N ≤ 32: the attention products) packing A would cost about
-      // as much as the products it feeds; the register tile then reads A in place (any
+      // With fewer than kPackAStripes stripes (N ≤ 64: the attention products) packing A would
+      // cost about as much as the products it feeds; the register tile then reads A in place (any
       // layout), and only a last panel of fewer than kMR rows is packed (zero-padded).
       const bool pack_a = jp1 - jp0 >= kPackAStripes;
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {
