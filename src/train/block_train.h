@@ -79,7 +79,6 @@ struct MlaCache {
   Activations<T> ckv;               // [n, C] normalised latent
   Activations<T> kr;                // [n, dr] shared rotary key after RoPE
   Activations<T> kv;                // [n, H, dn+dv] expanded per-head K_nope and V
-  Activations<T> probs;             // [B, H, S, S] causal attention weights
   Activations<T> ctx;               // [n, H*dv] attention output before o_proj
 };
 

@@ -41,6 +41,44 @@ T* grow(Activations<T>& v, int64_t n) {
   v.resize(size_t(n));
   return v.data();
 }
+
+// A pool thread's scratch for one head at a time (grow-only, not zeroed). One head's S × S
+// probabilities (256 KiB at S = 256) stay in L2 while the head's products use them.
+template <typename T, int kSlot>
+T* head_scratch(int64_t n) {
+  thread_local Activations<T> buf;
+  if (buf.size() < size_t(n)) buf.resize(size_t(n));
+  return buf.data();
+}
+
+// Head h of sequence b: kt = K_hᵀ [dq][S] (nope part from the expanded kv, rope part shared),
+// then p = causal softmax(scale · Q_h K_hᵀ) [S][S], zero above the diagonal. The forward and the
+// backward both call this, so the backward's recomputed P is the forward's, bit for bit:
+// keeping P for every head instead ([B, H, S, S], 8 MiB per layer here) cost more in memory
+// traffic than the recomputation's one extra product.
+template <typename T>
+void head_probs(const BlockContext<T>& bc, const T* q, const T* kv, const T* kr, int64_t b,
+                int64_t h, T* kt, T* p) {
+  const ModelConfig& cfg = *bc.cfg;
+  const int64_t S = bc.S, H = cfg.n_head, dn = cfg.qk_nope_dim, dr = cfg.qk_rope_dim,
+                dq = dn + dr, dkv = dn + cfg.v_head_dim, r0 = b * S;
+  for (int64_t u = 0; u < S; ++u) {
+    for (int64_t j = 0; j < dn; ++j) kt[j * S + u] = kv[((r0 + u) * H + h) * dkv + j];
+    for (int64_t j = 0; j < dr; ++j) kt[(dn + j) * S + u] = kr[(r0 + u) * dr + j];
+  }
+  const T* qh = q + (r0 * H + h) * dq;
+  // Causal: query rows [a, e) only see keys < e, so each row chunk stops there.
+  for (int64_t a = 0; a < S; a += kCausalChunk) {
+    const int64_t e = std::min(S, a + kCausalChunk);
+    gemm(e - a, e, dq, qh + a * H * dq, H * dq, 1, kt, S, p + a * S, S, false);
+  }
+  for (int64_t t = 0; t < S; ++t) {
+    T* row = p + t * S;
+    for (int64_t u = 0; u <= t; ++u) row[u] *= bc.kq_scale;
+    softmax_forward(row, t + 1);
+    std::fill(row + t + 1, row + S, T(0));  // causal mask
+  }
+}
 }  // namespace
 
 template <typename T>
@@ -75,29 +113,13 @@ void mla_forward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn,
   T* kv = grow(c.kv, n * H * dkv);
   linear_forward(ckv, n, C, w.wkv_b.v, H * dkv, kv);
 
-  T* probs = grow(c.probs, B * H * S * S);
   T* ctx = grow(c.ctx, n * H * dv);
   ThreadPool::global().parallel_for(B * H, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<T> kt(size_t(dq * S));  // K_hᵀ [dq][S]
+    T* kt = head_scratch<T, 0>(dq * S);
+    T* p = head_scratch<T, 1>(S * S);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const int64_t b = bh / H, h = bh % H, r0 = b * S;
-      for (int64_t u = 0; u < S; ++u) {
-        for (int64_t j = 0; j < dn; ++j) kt[size_t(j * S + u)] = kv[((r0 + u) * H + h) * dkv + j];
-        for (int64_t j = 0; j < dr; ++j) kt[size_t((dn + j) * S + u)] = kr[(r0 + u) * dr + j];
-      }
-      T* p = probs + bh * S * S;
-      const T* qh = q + (r0 * H + h) * dq;
-      // Causal: query rows [a, e) only see keys < e, so each row chunk stops there.
-      for (int64_t a = 0; a < S; a += kCausalChunk) {
-        const int64_t e = std::min(S, a + kCausalChunk);
-        gemm(e - a, e, dq, qh + a * H * dq, H * dq, 1, kt.data(), S, p + a * S, S, false);
-      }
-      for (int64_t t = 0; t < S; ++t) {
-        T* row = p + t * S;
-        for (int64_t u = 0; u <= t; ++u) row[u] *= bc.kq_scale;
-        softmax_forward(row, t + 1);
-        std::fill(row + t + 1, row + S, T(0));  // causal mask
-      }
+      head_probs(bc, q, kv, kr, b, h, kt, p);
       for (int64_t a = 0; a < S; a += kCausalChunk) {
         const int64_t e = std::min(S, a + kCausalChunk);
         gemm(e - a, dv, e, p + a * S, S, 1, kv + (r0 * H + h) * dkv + dn, H * dkv,
@@ -123,27 +145,30 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   const T* kv = c.kv.data();
   const T* kr = c.kr.data();
   ThreadPool::global().parallel_for(B * H, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<T> vt(size_t(dv * S)), dp(size_t(S * S));
+    T* kt = head_scratch<T, 0>(dq * S);
+    T* p = head_scratch<T, 1>(S * S);
+    T* vt = head_scratch<T, 2>(dv * S);
+    T* dp = head_scratch<T, 3>(S * S);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const int64_t b = bh / H, h = bh % H, r0 = b * S;
-      const T* p = c.probs.data() + bh * S * S;
+      head_probs(bc, q, kv, kr, b, h, kt, p);
       const T* dO = dctx.data() + (r0 * H + h) * dv;
       for (int64_t u = 0; u < S; ++u)
-        for (int64_t j = 0; j < dv; ++j) vt[size_t(j * S + u)] = kv[((r0 + u) * H + h) * dkv + dn + j];
+        for (int64_t j = 0; j < dv; ++j) vt[j * S + u] = kv[((r0 + u) * H + h) * dkv + dn + j];
       // dP = dO Vᵀ; dS = scale · P ⊙ (dP - Σ P⊙dP)
       for (int64_t a = 0; a < S; a += kCausalChunk) {
         const int64_t e = std::min(S, a + kCausalChunk);
-        gemm(e - a, e, dv, dO + a * H * dv, H * dv, 1, vt.data(), S, dp.data() + a * S, S, false);
+        gemm(e - a, e, dv, dO + a * H * dv, H * dv, 1, vt, S, dp + a * S, S, false);
       }
       for (int64_t t = 0; t < S; ++t) {
-        T* row = dp.data() + t * S;
+        T* row = dp + t * S;
         const T* pr = p + t * S;
         double dot = 0;
         for (int64_t u = 0; u <= t; ++u) dot += double(pr[u]) * double(row[u]);
         for (int64_t u = 0; u <= t; ++u) row[u] = bc.kq_scale * pr[u] * (row[u] - T(dot));
         std::fill(row + t + 1, row + S, T(0));
       }
-      const T* ds = dp.data();
+      const T* ds = dp;
       T* dqh = dq_.data() + (r0 * H + h) * dq;
       // dQ = dS K: nope part from the expanded K, rope part from the shared k_r
       // dK = dSᵀ Q, dV = Pᵀ dO: key rows [a, e) receive from query rows t >= a only.

@@ -12,15 +12,9 @@
 #include <vector>
 
 #include "model/config.h"
+#include "train/gemm.h"
 
 namespace whale::train {
-
-// C[i][j] = (accumulate ? C[i][j] : 0) + Σ_k A(i,k) · B[k][j]   for i < M, j < N, k < K.
-// A(i,k) = A[i*sa_i + k*sa_k] (any strides: A or Aᵀ), B rows ldb apart, C rows ldc apart.
-// Threaded over tiles of C on the global pool (serial when called from inside a pool task).
-template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k, const T* B,
-          int64_t ldb, T* C, int64_t ldc, bool accumulate);
 
 // Y[n][out] = X[n][in] · Wᵀ
 template <typename T>
