@@ -1,6 +1,7 @@
 #include "train/gemm.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "core/threadpool.h"
 
@@ -54,16 +55,18 @@ inline void store_tile(const T* out, int64_t mr, int64_t nr, T* C, int64_t ldc, 
 // also reads A in place. The sums start from zero and are added to C once at the end, whatever
 // the clipping, so every C entry gets the same bits from a full or a clipped tile.
 template <typename T>
-inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const T* b,
+__attribute__((always_inline)) inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const T* b,
                        int64_t b_sk, int64_t mr, int64_t nr, T* C, int64_t ldc, bool acc) {
   using S = Simd<T>;
   using v = typename S::v;
   constexpr int64_t L = S::kLanes;
   v c0[kMR], c1[kMR];
+#pragma GCC unroll 6
   for (int64_t i = 0; i < kMR; ++i) c0[i] = c1[i] = v{};
   for (int64_t k = 0; k < kc; ++k) {
     const v b0 = S::load(b + k * b_sk), b1 = S::load(b + k * b_sk + L);
     const T* ak = a + k * a_sk;
+#pragma GCC unroll 6
     for (int64_t i = 0; i < kMR; ++i) {
       const T ai = ak[i * a_si];
       c0[i] += ai * b0;
@@ -71,6 +74,7 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const
     }
   }
   if (mr == kMR && nr == 2 * L) {  // the common case: straight from the registers into C
+#pragma GCC unroll 6
     for (int64_t i = 0; i < kMR; ++i) {
       T* crow = C + i * ldc;
       if (acc) {
@@ -83,6 +87,7 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_si, int64_t a_sk, const
     return;
   }
   T out[kMR * 2 * L];
+#pragma GCC unroll 6
   for (int64_t i = 0; i < kMR; ++i) {
     S::store(out + i * 2 * L, c0[i]);
     S::store(out + i * 2 * L + L, c1[i]);
@@ -223,7 +228,22 @@ void pack_a_group(int64_t ip0, int64_t ip1, int64_t M, int64_t k0, int64_t kc, c
 }
 
 
-}  // namespace
+// B(k, j) = B[k*sb_k + j*sb_j] (k < K, j < N) packed for the register tile: kNR-column stripes,
+// each a contiguous K × kNR panel, zero columns past N.
+template <typename T>
+class PackedB {
+ public:
+  // Packs on the global pool (serially inside a pool task); reuses the buffer of a previous pack.
+  void pack(int64_t N, int64_t K, const T* B, int64_t sb_k, int64_t sb_j);
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  const T* data() const { return buf_.get(); }
+
+ private:
+  std::unique_ptr<T[]> buf_;  // not zero-filled: pack writes every entry
+  size_t cap_ = 0;
+  int64_t n_ = 0, k_ = 0;
+};
 
 template <typename T>
 void PackedB<T>::pack(int64_t N, int64_t K, const T* B, int64_t sb_k, int64_t sb_j) {
@@ -252,6 +272,7 @@ void PackedB<T>::pack(int64_t N, int64_t K, const T* B, int64_t sb_k, int64_t sb
 // down columns, one cache line (often one TLB page) per k, for every stripe again. Packing
 // took the head's dX and dW from ~40 to ~70 GFLOP/s on one Zen 3 core. The arithmetic (the
 // order of the FMAs into each C entry) is the same whatever the packing.
+// C (+)= A · B for i < M against a packed B (N = B.n(), K = B.k()).
 template <typename T>
 void gemm_packed(int64_t M, const T* A, int64_t sa_i, int64_t sa_k, const PackedB<T>& B, T* C,
                  int64_t ldc, bool accumulate) {
@@ -308,6 +329,8 @@ void gemm_packed(int64_t M, const T* A, int64_t sa_i, int64_t sa_k, const Packed
   });
 }
 
+}  // namespace
+
 // The packing reads any layout of B, so Wᵀ needs no copy.
 template <typename T>
 void gemm_strided(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
@@ -329,13 +352,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_
 }
 
 #define WHALE_INSTANTIATE(T)                                                                    \
-  template class PackedB<T>;                                                                    \
   template void gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*,        \
                         int64_t, T*, int64_t, bool);                                            \
   template void gemm_strided<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*,  \
-                              int64_t, int64_t, T*, int64_t, bool);                             \
-  template void gemm_packed<T>(int64_t, const T*, int64_t, int64_t, const PackedB<T>&, T*,      \
-                               int64_t, bool);
+                              int64_t, int64_t, T*, int64_t, bool);
 
 WHALE_INSTANTIATE(float)
 WHALE_INSTANTIATE(double)
