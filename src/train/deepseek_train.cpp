@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "train/ops_backward.h"
 
 namespace whale::train {
@@ -184,7 +185,7 @@ void check_batch(const Batch& b, int64_t V) {
 // positions), predicting t_{i+2}. Adds d loss / d h (main final-norm output) into dh.
 template <typename T>
 void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lambda,
-                                             const std::vector<T>& h, std::vector<T>& dh,
+                                             const std::vector<T>& h, Activations<T>& dh,
                                              Result& res) {
   const ModelConfig& c = cfg_;
   const MtpWeights& m = mtp_[0];
@@ -194,24 +195,28 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   bc2.seq_aux_alpha = seq_aux_alpha_;
   std::vector<int32_t> next_tok(static_cast<size_t>(n2)), labels(static_cast<size_t>(n2));  // [n2]
   std::vector<T> e(size_t(n2 * D)), hin(size_t(n2 * D));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t i = 0; i < S2; ++i) {
-      const int64_t r = b * S2 + i, src = b * S + i;
+  auto& pool = ThreadPool::global();
+  pool.parallel_for(n2, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t src = (r / S2) * S + r % S2;
       next_tok[size_t(r)] = batch.tokens[size_t(src + 1)];
       labels[size_t(r)] = batch.targets[size_t(src + 1)];
       std::copy(embed_.v + next_tok[size_t(r)] * D, embed_.v + (next_tok[size_t(r)] + 1) * D,
                 e.begin() + r * D);
       std::copy(h.begin() + src * D, h.begin() + (src + 1) * D, hin.begin() + r * D);
     }
+  });
   const size_t rows = size_t(n2), elems = size_t(n2 * D);
   std::vector<T> en(elems), e_rstd(rows), hn(elems), hn_rstd(rows);
   rmsnorm_forward(e.data(), m.enorm.v, en.data(), e_rstd.data(), n2, D, c.rms_eps);
   rmsnorm_forward(hin.data(), m.hnorm.v, hn.data(), hn_rstd.data(), n2, D, c.rms_eps);
   std::vector<T> cat(size_t(n2 * 2 * D));
-  for (int64_t r = 0; r < n2; ++r) {
-    std::copy(en.begin() + r * D, en.begin() + (r + 1) * D, cat.begin() + r * 2 * D);
-    std::copy(hn.begin() + r * D, hn.begin() + (r + 1) * D, cat.begin() + r * 2 * D + D);
-  }
+  pool.parallel_for(n2, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      std::copy(en.begin() + r * D, en.begin() + (r + 1) * D, cat.begin() + r * 2 * D);
+      std::copy(hn.begin() + r * D, hn.begin() + (r + 1) * D, cat.begin() + r * 2 * D + D);
+    }
+  });
   std::vector<T> x2(size_t(n2 * D));
   linear_forward(cat.data(), n2, 2 * D, m.eh_proj.v, D, x2.data());
   BlockCache<T> cache2;
@@ -219,7 +224,8 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   res.loss_aux += cache2.moe.aux_loss;
   std::vector<T> h2(size_t(n2 * D)), h2_rstd(static_cast<size_t>(n2));
   rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
-  std::vector<T> dh2(size_t(n2 * D), T(0));
+  Activations<T> dh2(size_t(n2 * D));
+  fill_zero(dh2.data(), n2 * D);
   {
     Activations<T> logits(size_t(n2 * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h2.data(), n2, D, head_.v, V, logits.data());
@@ -227,29 +233,38 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
                                                   mtp_lambda / double(n2)) / double(n2);
     linear_backward(logits.data(), h2.data(), n2, D, head_.v, V, dh2.data(), head_.g);
   }
-  std::vector<T> dx2(size_t(n2 * D), T(0));
+  Activations<T> dx2(size_t(n2 * D));
+  fill_zero(dx2.data(), n2 * D);
   rmsnorm_backward(dh2.data(), x2.data(), m.head_norm.v, h2_rstd.data(), n2, D, dx2.data(),
                    m.head_norm.g);
   block_backward(bc2, m.block, dx2.data(), cache2);
-  std::vector<T> dcat(size_t(n2 * 2 * D), T(0));
+  Activations<T> dcat(size_t(n2 * 2 * D));
+  fill_zero(dcat.data(), n2 * 2 * D);
   linear_backward(dx2.data(), cat.data(), n2, 2 * D, m.eh_proj.v, D, dcat.data(), m.eh_proj.g);
   std::vector<T> den(size_t(n2 * D)), dhn(size_t(n2 * D));
-  for (int64_t r = 0; r < n2; ++r) {
-    std::copy(dcat.begin() + r * 2 * D, dcat.begin() + r * 2 * D + D, den.begin() + r * D);
-    std::copy(dcat.begin() + r * 2 * D + D, dcat.begin() + (r + 1) * 2 * D, dhn.begin() + r * D);
-  }
-  std::vector<T> de(size_t(n2 * D), T(0)), dhin(size_t(n2 * D), T(0));
+  pool.parallel_for(n2, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      std::copy(dcat.begin() + r * 2 * D, dcat.begin() + r * 2 * D + D, den.begin() + r * D);
+      std::copy(dcat.begin() + r * 2 * D + D, dcat.begin() + (r + 1) * 2 * D, dhn.begin() + r * D);
+    }
+  });
+  Activations<T> de(size_t(n2 * D)), dhin(size_t(n2 * D));
+  fill_zero(de.data(), n2 * D);
+  fill_zero(dhin.data(), n2 * D);
   rmsnorm_backward(den.data(), e.data(), m.enorm.v, e_rstd.data(), n2, D, de.data(), m.enorm.g);
   rmsnorm_backward(dhn.data(), hin.data(), m.hnorm.v, hn_rstd.data(), n2, D, dhin.data(),
                    m.hnorm.g);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t i = 0; i < S2; ++i) {
-      const int64_t r = b * S2 + i, src = b * S + i;
-      for (int64_t j = 0; j < D; ++j) dh[size_t(src * D + j)] += dhin[size_t(r * D + j)];
-      if (embed_.g)
-        for (int64_t j = 0; j < D; ++j)
-          embed_.g[next_tok[size_t(r)] * D + j] += de[size_t(r * D + j)];
-    }
+  // Over column slices, each taking the rows in order (tokens repeat: same sums as serially).
+  pool.parallel_for(D, 32, [&](int64_t j0, int64_t j1) {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < S2; ++i) {
+        const int64_t r = b * S2 + i, src = b * S + i;
+        for (int64_t j = j0; j < j1; ++j) dh[size_t(src * D + j)] += dhin[size_t(r * D + j)];
+        if (embed_.g)
+          for (int64_t j = j0; j < j1; ++j)
+            embed_.g[next_tok[size_t(r)] * D + j] += de[size_t(r * D + j)];
+      }
+  });
   if (m.block.moe) {
     res.gates.push_back(layer_prefix(c.n_layer) + "mlp.gate");
     res.loads.push_back(cache2.moe.loads);
@@ -268,8 +283,10 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   BlockContext<T> bc = make_block_context<T>(c, B, S);
   bc.seq_aux_alpha = seq_aux_alpha_;
   std::vector<T> x(size_t(n * D));
-  for (int64_t t = 0; t < n; ++t)
-    std::copy(embed_.v + batch.tokens[t] * D, embed_.v + (batch.tokens[t] + 1) * D, x.begin() + t * D);
+  ThreadPool::global().parallel_for(n, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      std::copy(embed_.v + batch.tokens[t] * D, embed_.v + (batch.tokens[t] + 1) * D, x.begin() + t * D);
+  });
   std::vector<BlockCache<T>> caches(blocks_.size());
   for (size_t l = 0; l < blocks_.size(); ++l) {
     block_forward(bc, blocks_[l], x.data(), caches[l]);
@@ -279,7 +296,8 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   rmsnorm_forward(x.data(), final_norm_.v, h.data(), h_rstd.data(), n, D, c.rms_eps);
 
   // ---- main loss and head backward
-  std::vector<T> dh(size_t(n * D), T(0));
+  Activations<T> dh(size_t(n * D));
+  fill_zero(dh.data(), n * D);
   {
     Activations<T> logits(size_t(n * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h.data(), n, D, head_.v, V, logits.data());
@@ -297,16 +315,19 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   if (!mtp_.empty() && S > 1) mtp_forward_backward(batch, mtp_lambda, h, dh, res);
 
   // ---- main model backward
-  std::vector<T> dx(size_t(n * D), T(0));
+  Activations<T> dx(size_t(n * D));
+  fill_zero(dx.data(), n * D);
   rmsnorm_backward(dh.data(), x.data(), final_norm_.v, h_rstd.data(), n, D, dx.data(),
                    final_norm_.g);
   for (size_t l = blocks_.size(); l-- > 0;) {
     block_backward(bc, blocks_[l], dx.data(), caches[l]);
     caches[l] = BlockCache<T>{};  // free activations as soon as they are spent
   }
-  if (embed_.g)
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t j = 0; j < D; ++j) embed_.g[batch.tokens[t] * D + j] += dx[size_t(t * D + j)];
+  if (embed_.g)  // over column slices, rows in order, as above
+    ThreadPool::global().parallel_for(D, 32, [&](int64_t j0, int64_t j1) {
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = j0; j < j1; ++j) embed_.g[batch.tokens[t] * D + j] += dx[size_t(t * D + j)];
+    });
 
   res.loss_total = res.loss_main + mtp_lambda * res.loss_mtp + res.loss_aux;
   return res;

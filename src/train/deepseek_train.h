@@ -56,7 +56,7 @@ class DeepseekEngine {
   };
   BlockWeights<T> bind_block(const Binder<T>& bind, int64_t il);
   void mtp_forward_backward(const Batch& batch, double mtp_lambda, const std::vector<T>& h,
-                            std::vector<T>& dh, Result& res);
+                            Activations<T>& dh, Result& res);
 
   ModelConfig cfg_;
   Slot<T> embed_, final_norm_, head_;  // [V, D], [D], [V, D] (head_ = embed_ when tied)

@@ -101,13 +101,15 @@ void mla_forward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn,
   linear_forward(xn, n, D, w.wkv_a.v, C + dr, kva.data());
   T* c_pre = grow(c.c_pre, n * C);
   T* kr = grow(c.kr, n * dr);
-  for (int64_t t = 0; t < n; ++t) {
-    const T* cs = bc.rope_cs.data() + (t % S) * dr;
-    std::copy(kva.begin() + t * (C + dr), kva.begin() + t * (C + dr) + C, c_pre + t * C);
-    std::copy(kva.begin() + t * (C + dr) + C, kva.begin() + (t + 1) * (C + dr), kr + t * dr);
-    rope_forward(kr + t * dr, cs, dr / 2, cfg.rope_style);
-    for (int64_t h = 0; h < H; ++h) rope_forward(q + (t * H + h) * dq + dn, cs, dr / 2, cfg.rope_style);
-  }
+  ThreadPool::global().parallel_for(n, 64, [&](int64_t t0, int64_t t1) {  // tokens independent
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* cs = bc.rope_cs.data() + (t % S) * dr;
+      std::copy(kva.begin() + t * (C + dr), kva.begin() + t * (C + dr) + C, c_pre + t * C);
+      std::copy(kva.begin() + t * (C + dr) + C, kva.begin() + (t + 1) * (C + dr), kr + t * dr);
+      rope_forward(kr + t * dr, cs, dr / 2, cfg.rope_style);
+      for (int64_t h = 0; h < H; ++h) rope_forward(q + (t * H + h) * dq + dn, cs, dr / 2, cfg.rope_style);
+    }
+  });
   T* ckv = grow(c.ckv, n * C);
   rmsnorm_forward(c_pre, w.kv_a_norm.v, ckv, grow(c.kv_rstd, n), n, C, cfg.rms_eps);
   T* kv = grow(c.kv, n * H * dkv);
@@ -137,7 +139,8 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   const int64_t n = bc.n(), B = bc.B, S = bc.S, D = cfg.n_embd, H = cfg.n_head,
                 dn = cfg.qk_nope_dim, dr = cfg.qk_rope_dim, dv = cfg.v_head_dim,
                 C = cfg.kv_lora_rank, ql = cfg.q_lora_rank, dq = dn + dr, dkv = dn + dv;
-  std::vector<T> dctx(size_t(n * H * dv), T(0));
+  Activations<T> dctx(size_t(n * H * dv));
+  fill_zero(dctx.data(), n * H * dv);
   linear_backward(dout, c.ctx.data(), n, H * dv, w.wo.v, D, dctx.data(), w.wo.g);
 
   std::vector<T> dq_(size_t(n * H * dq)), dkv_(size_t(n * H * dkv)), dkr_h(size_t(n * H * dr));
@@ -191,24 +194,31 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   });
 
   // Back through W_kvb, the latent norm and both RoPEs.
-  std::vector<T> dckv(size_t(n * C), T(0)), dkva(size_t(n * (C + dr)), T(0));
+  Activations<T> dckv(size_t(n * C)), dkva(size_t(n * (C + dr)));  // dkva: written in full below
+  fill_zero(dckv.data(), n * C);
   linear_backward(dkv_.data(), c.ckv.data(), n, C, w.wkv_b.v, H * dkv, dckv.data(), w.wkv_b.g);
-  std::vector<T> dc(size_t(n * C), T(0));
+  Activations<T> dc(size_t(n * C));
+  fill_zero(dc.data(), n * C);
   rmsnorm_backward(dckv.data(), c.c_pre.data(), w.kv_a_norm.v, c.kv_rstd.data(), n, C, dc.data(),
                    w.kv_a_norm.g);
-  for (int64_t t = 0; t < n; ++t) {
-    const T* cs = bc.rope_cs.data() + (t % S) * dr;
-    std::copy(dc.begin() + t * C, dc.begin() + (t + 1) * C, dkva.begin() + t * (C + dr));
-    T* dk = dkva.data() + t * (C + dr) + C;
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t j = 0; j < dr; ++j) dk[j] += dkr_h[size_t((t * H + h) * dr + j)];
-    rope_backward(dk, cs, dr / 2, cfg.rope_style);
-    for (int64_t h = 0; h < H; ++h) rope_backward(dq_.data() + (t * H + h) * dq + dn, cs, dr / 2, cfg.rope_style);
-  }
+  ThreadPool::global().parallel_for(n, 64, [&](int64_t t0, int64_t t1) {  // tokens independent
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* cs = bc.rope_cs.data() + (t % S) * dr;
+      std::copy(dc.begin() + t * C, dc.begin() + (t + 1) * C, dkva.begin() + t * (C + dr));
+      T* dk = dkva.data() + t * (C + dr) + C;
+      std::fill(dk, dk + dr, T(0));
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < dr; ++j) dk[j] += dkr_h[size_t((t * H + h) * dr + j)];
+      rope_backward(dk, cs, dr / 2, cfg.rope_style);
+      for (int64_t h = 0; h < H; ++h) rope_backward(dq_.data() + (t * H + h) * dq + dn, cs, dr / 2, cfg.rope_style);
+    }
+  });
   linear_backward(dkva.data(), xn, n, D, w.wkv_a.v, C + dr, dxn, w.wkv_a.g);
 
   if (ql > 0) {
-    std::vector<T> dqan(size_t(n * ql), T(0)), dqa(size_t(n * ql), T(0));
+    Activations<T> dqan(size_t(n * ql)), dqa(size_t(n * ql));
+    fill_zero(dqan.data(), n * ql);
+    fill_zero(dqa.data(), n * ql);
     linear_backward(dq_.data(), c.qan.data(), n, ql, w.wq_b.v, H * dq, dqan.data(), w.wq_b.g);
     rmsnorm_backward(dqan.data(), c.qa.data(), w.q_a_norm.v, c.qa_rstd.data(), n, ql, dqa.data(),
                      w.q_a_norm.g);

@@ -37,7 +37,10 @@ template <typename T>
 void mlp_backward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, const T* dy,
                   const MlpCache<T>& c, T* dx) {
   const int64_t F = w.width;
-  std::vector<T> dh(size_t(m * F), T(0)), da(size_t(m * F), T(0)), db(size_t(m * F), T(0));
+  Activations<T> dh(size_t(m * F)), da(size_t(m * F)), db(size_t(m * F));
+  fill_zero(dh.data(), m * F);
+  fill_zero(da.data(), m * F);
+  fill_zero(db.data(), m * F);
   linear_backward(dy, c.h.data(), m, F, w.down.v, D, dh.data(), w.down.g);
   swiglu_backward(dh.data(), c.a.data(), c.b.data(), da.data(), db.data(), m * F);
   linear_backward(da.data(), x, m, D, w.gate.v, F, dx, w.gate.g);
@@ -137,7 +140,7 @@ void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, in
 
   sequence_balance_loss(cfg, n, seq_len, seq_aux_alpha, c);
 
-  std::fill(y, y + n * D, T(0));
+  fill_zero(y, n * D);
   c.loads.assign(size_t(E), 0);
   c.xg.assign(size_t(E), {});
   c.ye.assign(size_t(E), {});
@@ -176,9 +179,9 @@ void moe_forward(const ModelConfig& cfg, const MoeWeights<T>& w, const T* xn, in
     }
   });
   if (cfg.n_expert_shared > 0) {
-    std::vector<T> ys(size_t(n * D));
+    Activations<T> ys(size_t(n * D));  // written in full by mlp_forward
     mlp_forward(w.shared, D, xn, n, ys.data(), c.shared_cache);
-    for (int64_t i = 0; i < n * D; ++i) y[i] += ys[size_t(i)];
+    add_into(y, ys.data(), n * D);
   }
 }
 

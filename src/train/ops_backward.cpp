@@ -8,6 +8,27 @@
 
 namespace whale::train {
 
+namespace {
+constexpr int64_t kElementGrain = 16384;  // elements per task of the element-wise passes
+}  // namespace
+
+template <typename T>
+void fill_zero(T* x, int64_t n) {
+  ThreadPool::global().parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) { std::fill(x + b, x + e, T(0)); });
+}
+
+template <typename T>
+void copy_into(const T* src, int64_t n, T* dst) {
+  ThreadPool::global().parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) { std::copy(src + b, src + e, dst + b); });
+}
+
+template <typename T>
+void add_into(T* x, const T* y, int64_t n) {
+  ThreadPool::global().parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] += y[i];
+  });
+}
+
 template <typename T>
 void linear_forward(const T* X, int64_t n, int64_t in, const T* W, int64_t out, T* Y) {
   // Y = X · Wᵀ: B(k, j) = W[j][k]
@@ -50,9 +71,11 @@ void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, int64_
       for (int64_t j = 0; j < dim; ++j) dx[r * dim + j] += s * g[j] * w[j] - xr[j] * c;
     }
   });
-  if (dw)
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < dim; ++j) dw[j] += dy[r * dim + j] * x[r * dim + j] * rstd[r];
+  if (dw)  // over column slices, each taking the rows in order (the serial loop's sums)
+    ThreadPool::global().parallel_for(dim, 32, [&](int64_t j0, int64_t j1) {
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = j0; j < j1; ++j) dw[j] += dy[r * dim + j] * x[r * dim + j] * rstd[r];
+    });
 }
 
 namespace {
@@ -146,6 +169,9 @@ double cross_entropy_forward_backward(T* logits, const int32_t* labels, int64_t 
 }
 
 #define WHALE_INSTANTIATE(T)                                                                   \
+  template void fill_zero<T>(T*, int64_t);                                                     \
+  template void copy_into<T>(const T*, int64_t, T*);                                           \
+  template void add_into<T>(T*, const T*, int64_t);                                            \
   template void linear_forward<T>(const T*, int64_t, int64_t, const T*, int64_t, T*);          \
   template void linear_backward<T>(const T*, const T*, int64_t, int64_t, const T*, int64_t,    \
                                    T*, T*);                                                    \
