@@ -7,13 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
+stage() { echo "test.sh: $1 at ${SECONDS}s"; }  # stage times, for keeping CI under its budget
 
+stage "release build"
 bash scripts/build.sh
+stage "release tests"
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 600
 
+stage "sanitizer build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DWHALE_SANITIZE=ON >/dev/null
 ninja -C build-asan test_formats test_quants test_ops test_models test_tokenizer test_jinja test_reasoning \
   test_kernels test_attention test_batch_invariance test_scheduler test_server_protocol test_train_ops test_train_grad test_train_loop
+stage "sanitizer tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 900 -E 'NOT_BUILT|^Cli\.|^TrainCli\.|^TrainGradCli\.|^server_e2e$'
+stage "done"
 echo "all tests passed"
