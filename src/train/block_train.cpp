@@ -36,8 +36,7 @@ void block_backward(const BlockContext<T>& bc, const BlockWeights<T>& w, T* dx,
   const ModelConfig& cfg = *bc.cfg;
   const int64_t n = bc.n(), D = cfg.n_embd;
   // FFN half: d x_mid = dx + normᵀ(FFNᵀ(dx))
-  Activations<T> dxn(size_t(n * D));
-  fill_zero(dxn.data(), n * D);
+  Activations<T> dxn = zeroed<T>(n * D);
   if (w.moe) moe_backward(cfg, w.moe_w, c.xn2.data(), n, dx, c.moe, dxn.data());
   else mlp_backward(w.dense, D, c.xn2.data(), n, dx, c.dense, dxn.data());
   rmsnorm_backward(dxn.data(), c.x_mid.data(), w.ffn_norm.v, c.rstd2.data(), n, D, dx,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "train/ops_backward.h"
 
 namespace whale::train {
 
@@ -39,6 +40,14 @@ struct UninitAllocator : std::allocator<T> {
 };
 template <typename T>
 using Activations = std::vector<T, UninitAllocator<T>>;
+
+// A gradient buffer that products accumulate into, zero-filled across the pool.
+template <typename T>
+Activations<T> zeroed(int64_t n) {
+  Activations<T> v(static_cast<size_t>(n));
+  fill_zero(v.data(), n);
+  return v;
+}
 
 // A tensor's value and the gradient it accumulates into (g null: not trained).
 template <typename T>

@@ -224,8 +224,7 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
   res.loss_aux += cache2.moe.aux_loss;
   std::vector<T> h2(size_t(n2 * D)), h2_rstd(static_cast<size_t>(n2));
   rmsnorm_forward(x2.data(), m.head_norm.v, h2.data(), h2_rstd.data(), n2, D, c.rms_eps);
-  Activations<T> dh2(size_t(n2 * D));
-  fill_zero(dh2.data(), n2 * D);
+  Activations<T> dh2 = zeroed<T>(n2 * D);
   {
     Activations<T> logits(size_t(n2 * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h2.data(), n2, D, head_.v, V, logits.data());
@@ -233,13 +232,11 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
                                                   mtp_lambda / double(n2)) / double(n2);
     linear_backward(logits.data(), h2.data(), n2, D, head_.v, V, dh2.data(), head_.g);
   }
-  Activations<T> dx2(size_t(n2 * D));
-  fill_zero(dx2.data(), n2 * D);
+  Activations<T> dx2 = zeroed<T>(n2 * D);
   rmsnorm_backward(dh2.data(), x2.data(), m.head_norm.v, h2_rstd.data(), n2, D, dx2.data(),
                    m.head_norm.g);
   block_backward(bc2, m.block, dx2.data(), cache2);
-  Activations<T> dcat(size_t(n2 * 2 * D));
-  fill_zero(dcat.data(), n2 * 2 * D);
+  Activations<T> dcat = zeroed<T>(n2 * 2 * D);
   linear_backward(dx2.data(), cat.data(), n2, 2 * D, m.eh_proj.v, D, dcat.data(), m.eh_proj.g);
   std::vector<T> den(size_t(n2 * D)), dhn(size_t(n2 * D));
   pool.parallel_for(n2, 64, [&](int64_t r0, int64_t r1) {
@@ -248,9 +245,7 @@ void DeepseekEngine<T>::mtp_forward_backward(const Batch& batch, double mtp_lamb
       std::copy(dcat.begin() + r * 2 * D + D, dcat.begin() + (r + 1) * 2 * D, dhn.begin() + r * D);
     }
   });
-  Activations<T> de(size_t(n2 * D)), dhin(size_t(n2 * D));
-  fill_zero(de.data(), n2 * D);
-  fill_zero(dhin.data(), n2 * D);
+  Activations<T> de = zeroed<T>(n2 * D), dhin = zeroed<T>(n2 * D);
   rmsnorm_backward(den.data(), e.data(), m.enorm.v, e_rstd.data(), n2, D, de.data(), m.enorm.g);
   rmsnorm_backward(dhn.data(), hin.data(), m.hnorm.v, hn_rstd.data(), n2, D, dhin.data(),
                    m.hnorm.g);
@@ -296,8 +291,7 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   rmsnorm_forward(x.data(), final_norm_.v, h.data(), h_rstd.data(), n, D, c.rms_eps);
 
   // ---- main loss and head backward
-  Activations<T> dh(size_t(n * D));
-  fill_zero(dh.data(), n * D);
+  Activations<T> dh = zeroed<T>(n * D);
   {
     Activations<T> logits(size_t(n * V));  // 16 MB, written in full: no zero-fill
     linear_forward(h.data(), n, D, head_.v, V, logits.data());
@@ -315,8 +309,7 @@ typename DeepseekEngine<T>::Result DeepseekEngine<T>::forward_backward(const Bat
   if (!mtp_.empty() && S > 1) mtp_forward_backward(batch, mtp_lambda, h, dh, res);
 
   // ---- main model backward
-  Activations<T> dx(size_t(n * D));
-  fill_zero(dx.data(), n * D);
+  Activations<T> dx = zeroed<T>(n * D);
   rmsnorm_backward(dh.data(), x.data(), final_norm_.v, h_rstd.data(), n, D, dx.data(),
                    final_norm_.g);
   for (size_t l = blocks_.size(); l-- > 0;) {

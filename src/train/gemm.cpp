@@ -250,7 +250,7 @@ void PackedB<T>::pack(int64_t N, int64_t K, const T* B, int64_t sb_k, int64_t sb
   constexpr int64_t NR = kNR<T>;
   const int64_t n_jp = (N + NR - 1) / NR;
   n_ = N, k_ = K;
-  T* bp = scratch(buf_, cap_, size_t(std::max<int64_t>(1, n_jp * NR * K)));
+  T* bp = scratch(buf_, cap_, size_t(n_jp * NR * K));
   auto& pool = ThreadPool::global();
   const int64_t grain = std::max<int64_t>(1, n_jp / (4 * pool.size()));
   pool.parallel_for(n_jp, grain, [&](int64_t b, int64_t e) {
@@ -272,17 +272,11 @@ void PackedB<T>::pack(int64_t N, int64_t K, const T* B, int64_t sb_k, int64_t sb
 // down columns, one cache line (often one TLB page) per k, for every stripe again. Packing
 // took the head's dX and dW from ~40 to ~70 GFLOP/s on one Zen 3 core. The arithmetic (the
 // order of the FMAs into each C entry) is the same whatever the packing.
-// C (+)= A · B for i < M against a packed B (N = B.n(), K = B.k()).
+// C (+)= A · B for i < M against a packed B (N = B.n(), K = B.k(), all three > 0).
 template <typename T>
 void gemm_packed(int64_t M, const T* A, int64_t sa_i, int64_t sa_k, const PackedB<T>& B, T* C,
                  int64_t ldc, bool accumulate) {
   const int64_t N = B.n(), K = B.k();
-  if (M <= 0 || N <= 0) return;
-  if (K == 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
   constexpr int64_t NR = kNR<T>;
   constexpr int64_t kGroup = kMB / kMR;  // row panels per work item
   const int64_t n_ip = (M + kMR - 1) / kMR, n_jp = (N + NR - 1) / NR;
@@ -334,7 +328,7 @@ void gemm_packed(int64_t M, const T* A, int64_t sa_i, int64_t sa_k, const Packed
 // The packing reads any layout of B, so Wᵀ needs no copy.
 template <typename T>
 void gemm_strided(int64_t M, int64_t N, int64_t K, const T* A, int64_t sa_i, int64_t sa_k,
-                const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
+                  const T* B, int64_t sb_k, int64_t sb_j, T* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (K == 0 || M * N * K < (int64_t(1) << 16)) {
     gemm_small(M, N, K, A, sa_i, sa_k, B, sb_k, sb_j, C, ldc, accumulate);

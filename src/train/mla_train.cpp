@@ -139,8 +139,7 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   const int64_t n = bc.n(), B = bc.B, S = bc.S, D = cfg.n_embd, H = cfg.n_head,
                 dn = cfg.qk_nope_dim, dr = cfg.qk_rope_dim, dv = cfg.v_head_dim,
                 C = cfg.kv_lora_rank, ql = cfg.q_lora_rank, dq = dn + dr, dkv = dn + dv;
-  Activations<T> dctx(size_t(n * H * dv));
-  fill_zero(dctx.data(), n * H * dv);
+  Activations<T> dctx = zeroed<T>(n * H * dv);
   linear_backward(dout, c.ctx.data(), n, H * dv, w.wo.v, D, dctx.data(), w.wo.g);
 
   std::vector<T> dq_(size_t(n * H * dq)), dkv_(size_t(n * H * dkv)), dkr_h(size_t(n * H * dr));
@@ -194,11 +193,10 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   });
 
   // Back through W_kvb, the latent norm and both RoPEs.
-  Activations<T> dckv(size_t(n * C)), dkva(size_t(n * (C + dr)));  // dkva: written in full below
-  fill_zero(dckv.data(), n * C);
+  Activations<T> dckv = zeroed<T>(n * C);
+  Activations<T> dkva(size_t(n * (C + dr)));  // written in full below
   linear_backward(dkv_.data(), c.ckv.data(), n, C, w.wkv_b.v, H * dkv, dckv.data(), w.wkv_b.g);
-  Activations<T> dc(size_t(n * C));
-  fill_zero(dc.data(), n * C);
+  Activations<T> dc = zeroed<T>(n * C);
   rmsnorm_backward(dckv.data(), c.c_pre.data(), w.kv_a_norm.v, c.kv_rstd.data(), n, C, dc.data(),
                    w.kv_a_norm.g);
   ThreadPool::global().parallel_for(n, 64, [&](int64_t t0, int64_t t1) {  // tokens independent
@@ -216,9 +214,7 @@ void mla_backward(const BlockContext<T>& bc, const MlaWeights<T>& w, const T* xn
   linear_backward(dkva.data(), xn, n, D, w.wkv_a.v, C + dr, dxn, w.wkv_a.g);
 
   if (ql > 0) {
-    Activations<T> dqan(size_t(n * ql)), dqa(size_t(n * ql));
-    fill_zero(dqan.data(), n * ql);
-    fill_zero(dqa.data(), n * ql);
+    Activations<T> dqan = zeroed<T>(n * ql), dqa = zeroed<T>(n * ql);
     linear_backward(dq_.data(), c.qan.data(), n, ql, w.wq_b.v, H * dq, dqan.data(), w.wq_b.g);
     rmsnorm_backward(dqan.data(), c.qa.data(), w.q_a_norm.v, c.qa_rstd.data(), n, ql, dqa.data(),
                      w.q_a_norm.g);

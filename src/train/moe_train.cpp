@@ -37,10 +37,7 @@ template <typename T>
 void mlp_backward(const MlpWeights<T>& w, int64_t D, const T* x, int64_t m, const T* dy,
                   const MlpCache<T>& c, T* dx) {
   const int64_t F = w.width;
-  Activations<T> dh(size_t(m * F)), da(size_t(m * F)), db(size_t(m * F));
-  fill_zero(dh.data(), m * F);
-  fill_zero(da.data(), m * F);
-  fill_zero(db.data(), m * F);
+  Activations<T> dh = zeroed<T>(m * F), da = zeroed<T>(m * F), db = zeroed<T>(m * F);
   linear_backward(dy, c.h.data(), m, F, w.down.v, D, dh.data(), w.down.g);
   swiglu_backward(dh.data(), c.a.data(), c.b.data(), da.data(), db.data(), m * F);
   linear_backward(da.data(), x, m, D, w.gate.v, F, dx, w.gate.g);
