@@ -55,9 +55,11 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int busy_ = 0;
+  // Written under mu_; atomic so that waiting threads can spin on them without the lock.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> busy_{0};
+  int sleepers_ = 0;  // workers blocked on wake_ (the caller notifies only then)
   // current job
   Task fn_{nullptr, nullptr};
   int64_t n_ = 0, grain_ = 1;
