@@ -77,11 +77,16 @@ for r in range(1, rounds + 1):
 med = statistics.median
 print(f"threads {threads}, {steps} timed steps after {warmup} warm-up, {rounds} interleaved rounds")
 print(f"pytorch: BLAS {blas}, OMP_WAIT_POLICY={policy or '(default)'}")
-print(f"{'':28}{'tokens/s (median)':>18}{'per round':>28}{'peak RSS MiB':>14}")
+# The per-round lists can be longer than their column, so they come last on each line.
+print(f"{'':28}{'tokens/s (median)':>18}{'peak RSS MiB':>14}  per round")
 fmt = lambda xs: " ".join(f"{x:.0f}" for x in xs)
-print(f"{'whale fwd+bwd':28}{med(w_tps):18.1f}{fmt(w_tps):>28}{max(w_rss):14.1f}")
-print(f"{'pytorch fwd+bwd':28}{med(t_fb):18.1f}{fmt(t_fb):>28}{max(t_rss):14.1f}")
-print(f"{'pytorch full step (+AdamW)':28}{med(t_full):18.1f}{fmt(t_full):>28}{'':>14}")
+print(f"{'whale fwd+bwd':28}{med(w_tps):18.1f}{max(w_rss):14.1f}  {fmt(w_tps)}")
+print(f"{'pytorch fwd+bwd':28}{med(t_fb):18.1f}{max(t_rss):14.1f}  {fmt(t_fb)}")
+print(f"{'pytorch full step (+AdamW)':28}{med(t_full):18.1f}{'':>14}  {fmt(t_full)}")
+per_round = [w / t for w, t in zip(w_tps, t_fb)]
 print(f"ratio whale/pytorch fwd+bwd: {med(w_tps) / med(t_fb):.2f}x  (goal >= 2x); "
       f"vs pytorch full step: {med(w_tps) / med(t_full):.2f}x")
+print(f"per-round ratios (fwd+bwd): median {med(per_round):.2f}x, "
+      f"{sum(r >= 2 for r in per_round)} of {len(per_round)} rounds >= 2x: "
+      + " ".join(f"{r:.2f}" for r in per_round))
 EOF
