@@ -44,38 +44,36 @@ void ThreadPool::run_chunks() {
   t_in_pool_task = false;
 }
 
-// Spins until pred() holds or about kSpin has passed; returns pred(). The parallel_fors of a
+// Spins until pred() holds or about kSpin has passed. The parallel_fors of a
 // training or decode step follow each other within microseconds, while a thread blocked in
 // futex_wait takes tens of microseconds to wake in a VM (an IPI to another vCPU), paid by the
 // worker at the start and by the caller at the end of every call: on this project's 2-vCPU
 // VM, 42 -> 24 us per call of a parallel_for with ~15 us of work. The bound keeps an idle
 // pool (a server between requests) from burning a core.
 template <class Pred>
-bool spin_until(Pred pred) {
+void spin_until(Pred pred) {
   using clock = std::chrono::steady_clock;
   constexpr auto kSpin = std::chrono::microseconds(100);
   const auto start = clock::now();
   for (;;) {
     for (int i = 0; i < 64; ++i) {
-      if (pred()) return true;
+      if (pred()) return;
       cpu_relax();
     }
-    if (clock::now() - start > kSpin) return pred();
+    if (clock::now() - start > kSpin) return;
   }
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
+  const auto job_or_stop = [&] { return stop_ || generation_ != seen; };
   for (;;) {
-    spin_until([&] {
-      return stop_.load(std::memory_order_relaxed) ||
-             generation_.load(std::memory_order_relaxed) != seen;
-    });
+    spin_until(job_or_stop);
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (stop_ || generation_ == seen) {
+      if (!job_or_stop()) {  // checked again under the lock: the caller notifies sleepers only
         ++sleepers_;
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        wake_.wait(lock, job_or_stop);
         --sleepers_;
       }
       if (stop_) return;
@@ -97,9 +95,10 @@ void ThreadPool::run(Task fn, int64_t n, int64_t grain) {
     for (int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
     return;
   }
+  const auto idle = [&] { return busy_ == 0; };
   {
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return busy_ == 0; });  // a late worker may still be leaving
+    done_.wait(lock, idle);  // a late worker may still be leaving
     fn_ = fn;
     n_ = n;
     grain_ = grain;
@@ -108,11 +107,11 @@ void ThreadPool::run(Task fn, int64_t n, int64_t grain) {
     if (sleepers_ > 0) wake_.notify_all();
   }
   run_chunks();
-  spin_until([&] { return busy_.load(std::memory_order_relaxed) == 0; });
+  spin_until(idle);
   std::unique_lock<std::mutex> lock(mu_);
   // Workers that woke for this generation finish their chunks; the counter is exhausted, so
   // a late-waking worker finds nothing to do.
-  done_.wait(lock, [&] { return busy_ == 0; });
+  done_.wait(lock, idle);
   fn_ = Task{nullptr, nullptr};
 }
 
