@@ -2,8 +2,9 @@
 // (= per core while the threads are busy), for each quantized weight type and batch size.
 // CPU time, not wall time, so a shared machine distorts it less.
 //
-//   whale_gemm_bench [-t THREADS] [-r REPS] [-m MIN_SECONDS]
-// Shape: rows 1536, cols 8960 (R1-Distill-Qwen-1.5B's down projection, ~13.8 M weights).
+//   whale_gemm_bench [-t THREADS] [-r REPS] [-m MIN_SECONDS] [-w TYPE] [-n N_TOK] [--rows R] [--cols C]
+// Shape: rows 1536, cols 8960 (R1-Distill-Qwen-1.5B's down projection, ~13.8 M weights) unless
+// --rows / --cols say otherwise; -w and -n keep one weight type / one batch size (for A/B runs).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -32,21 +33,29 @@ double cpu_seconds() {
 int main(int argc, char** argv) {
   int threads = 1, reps = 3;
   double min_s = 0.3;
+  int64_t rows = 1536, cols = 8960, only_n = 0;
+  std::string only_type;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     if (f == "-t") threads = std::atoi(argv[i + 1]);
     else if (f == "-r") reps = std::atoi(argv[i + 1]);
     else if (f == "-m") min_s = std::atof(argv[i + 1]);
+    else if (f == "-w") only_type = argv[i + 1];
+    else if (f == "-n") only_n = std::atoll(argv[i + 1]);
+    else if (f == "--rows") rows = std::atoll(argv[i + 1]);
+    else if (f == "--cols") cols = std::atoll(argv[i + 1]);
   }
   ThreadPool::set_default_threads(threads);
-  const int64_t rows = 1536, cols = 8960;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> row(static_cast<size_t>(cols)), x(static_cast<size_t>(512 * cols)), y(static_cast<size_t>(512 * rows));
+  std::vector<float> row(static_cast<size_t>(cols)), x(static_cast<size_t>(std::max<int64_t>(512, only_n) * cols)),
+      y(static_cast<size_t>(std::max<int64_t>(512, only_n) * rows));
   for (auto& v : x) v = u(rng);
   fmt::print("threads {}, W {}x{}; GMAC per CPU-second, median of {}\n", threads, rows, cols, reps);
   fmt::print("{:6}", "n_tok");
-  const DType types[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0};
+  std::vector<DType> types;
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0})
+    if (only_type.empty() || only_type == dtype_name(t)) types.push_back(t);
   for (DType t : types) fmt::print(" {:>8}", dtype_name(t));
   fmt::print("\n");
   std::vector<std::vector<uint8_t>> w;
@@ -58,9 +67,11 @@ int main(int argc, char** argv) {
       quantize_row(t, row.data(), w.back().data() + rb * uint64_t(r), cols);
     }
   }
-  for (int64_t n : {1, 2, 4, 8, 16, 32, 64, 128, 512}) {
+  std::vector<int64_t> batches = {1, 2, 4, 8, 16, 32, 64, 128, 512};
+  if (only_n > 0) batches = {only_n};
+  for (int64_t n : batches) {
     fmt::print("{:6}", n);
-    for (size_t k = 0; k < std::size(types); ++k) {
+    for (size_t k = 0; k < types.size(); ++k) {
       Matrix m;
       m.dtype = types[k];
       m.rows = rows;

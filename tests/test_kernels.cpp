@@ -232,6 +232,47 @@ TEST(Kernels, FastResultsDoNotDependOnTheBatch) {
   set_isa_level(best_isa_level());
 }
 
+#if WHALE_TEST_VNNI_EMULATION
+}  // namespace
+namespace kern {
+const KernelSet& kernels_vnni_emulated();  // tests/vnni_emulation_kernels.cpp
+}  // namespace kern
+namespace {
+
+// The VNNI variants of the AVX-512 level (vpdpbusd emulated on AVX2) give the AVX2 kernels'
+// results bit for bit: same integer sums, same float steps. Batches 1 (decode kernels) to 9
+// (GEMM sweeps of 4, 2, 1), rows ending in a partial tile, K over several tile chunks.
+TEST(Kernels, VnniVariantsMatchAvx2UnderEmulation) {
+  if (int(best_isa_level()) < int(IsaLevel::Avx2)) GTEST_SKIP() << "this CPU has no AVX2";
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const bool b32 = t == DType::Q8_0 || t == DType::Q4_0;
+    const int64_t rows = 19, cols = b32 ? 1088 : 2304;  // 34 blocks of 32 / 9 super-blocks
+    const Weights w = make_weights(t, rows, cols, 31);
+    for (int64_t n = 1; n <= 9; ++n) {
+      const std::vector<float> x = make_acts(n, cols, uint32_t(40 + n));
+      std::vector<kern::ActQ8B> xb(size_t(n * cols / kern::kQ32));
+      std::vector<kern::ActQ8K> xk(size_t(n * cols / kern::kQK));
+      for (int64_t i = 0; i < n; ++i) {
+        if (b32) kern::quantize_act_q8B(x.data() + i * cols, xb.data() + i * cols / kern::kQ32, cols);
+        else kern::quantize_act_q8K(x.data() + i * cols, xk.data() + i * cols / kern::kQK, cols);
+      }
+      std::vector<float> y_avx2(size_t(n * rows)), y_vnni(size_t(n * rows));
+      kern::GemmArgs a{.wtype = t, .w = w.bytes.data(), .w_row_bytes = *dtype_bytes(t, uint64_t(cols)),
+                       .cols = cols, .n_tok = n, .x = x.data(), .ldx = cols,
+                       .xq = b32 ? reinterpret_cast<const uint8_t*>(xb.data()) : reinterpret_cast<const uint8_t*>(xk.data()),
+                       .xq_stride = b32 ? size_t(cols / kern::kQ32) * sizeof(kern::ActQ8B)
+                                        : size_t(cols / kern::kQK) * sizeof(kern::ActQ8K),
+                       .y = y_avx2.data(), .ldy = rows};
+      kern::kernels_avx2().gemm_fast(a, 0, rows);
+      a.y = y_vnni.data();
+      kern::kernels_vnni_emulated().gemm_fast(a, 0, rows);
+      EXPECT_EQ(std::memcmp(y_avx2.data(), y_vnni.data(), sizeof(float) * y_avx2.size()), 0)
+          << dtype_name(t) << " n_tok " << n;
+    }
+  }
+}
+#endif
+
 TEST(Kernels, NonFiniteActivationsGiveNaNNotGarbage) {
   const Weights w = make_weights(DType::Q4_K, 5, 256, 3);
   for (IsaLevel isa : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512}) {

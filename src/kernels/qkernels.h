@@ -34,13 +34,15 @@ struct ActQ8K {
 };
 static_assert(sizeof(ActQ8K) == 292);
 
-// Quantized activations for Q8_0 / Q4_0 weights: x[e] ~ d * qs[e], qs in [-127, 127].
+// Quantized activations for Q8_0 / Q4_0 weights: x[e] ~ d * qs[e], qs in [-127, 127];
+// sum = sum of qs (for the GEMM's unsigned weight planes, w + offset: see qkernels_x86.inc).
 // (ggml stores d as f16; a float keeps a little more precision for the same cost.)
 struct ActQ8B {
   float d;
   int8_t qs[kQ32];
+  int32_t sum;
 };
-static_assert(sizeof(ActQ8B) == 36);
+static_assert(sizeof(ActQ8B) == 40);
 
 // Weight kinds of the fast path, and the activation block each one pairs with.
 enum class WKind : uint8_t { Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 };

@@ -236,7 +236,11 @@ void quantize_act_q8B(const float* x, ActQ8B* out, int64_t n) {
     }
     y.d = amax / 127.f;
     const float id = 127.f / amax;
-    for (int e = 0; e < kQ32; ++e) y.qs[e] = int8_t(nearest_int(x[e] * id));
+    y.sum = 0;
+    for (int e = 0; e < kQ32; ++e) {
+      y.qs[e] = int8_t(nearest_int(x[e] * id));
+      y.sum += y.qs[e];
+    }
   }
 }
 
