@@ -124,88 +124,127 @@ void set_matmul_precision(MatmulPrecision p) { precision_store().store(int(p), s
 
 namespace {
 
-struct Product {
-  const Matrix* W;
-  float* Y;
-  int64_t ldy;
-};
-
-// Products of several matrices with the same activations: each activation format needed is
-// quantized once, and all matrices' row tiles go through one parallel region.
-void run_products(const Product* prods, int n_prods, const float* X, int64_t n_tok, int64_t ldx) {
-  constexpr int kMax = 4;
-  WHALE_ASSERT(n_prods <= kMax);
-  if (n_tok <= 0) return;
+// Products of any shapes in one parallel region: each activation matrix is quantized once per
+// format it needs (consecutive jobs with the same X, n_tok, ldx and cols share it, as the
+// FFN's gate and up projections do), then every job's row tiles go through one parallel_for, so
+// the experts of an MoE layer cost one region rather than one or two each.
+void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
+  if (n_jobs <= 0) return;
   const kern::KernelSet& ks = active_kernels();
   ThreadPool& pool = ThreadPool::global();
   const bool fast_mode = matmul_precision() == MatmulPrecision::Fast;
-
-  kern::GemmArgs args[kMax];
-  bool fast[kMax];
-  int64_t tile_end[kMax];  // cumulative tile counts
   constexpr int64_t kTile = 8;  // rows per tile of the fast K-quant kernel (a multiple of every kernel's tile)
-  int64_t n_tiles = 0;
-  bool need_k = false, need_b = false;
-  int64_t cols = -1;
-  for (int i = 0; i < n_prods; ++i) {
-    const Matrix& W = *prods[i].W;
-    WHALE_ASSERT(ldx >= W.cols && prods[i].ldy >= W.rows);
-    WHALE_ASSERT(cols < 0 || cols == W.cols);
-    cols = W.cols;
-    fast[i] = fast_mode && has_fast_path(W.dtype);
-    need_k = need_k || (fast[i] && is_kquant(W.dtype));
-    need_b = need_b || (fast[i] && !is_kquant(W.dtype));
-    args[i] = kern::GemmArgs{.wtype = W.dtype,
-                             .w = W.data,
-                             .w_row_bytes = W.row_bytes,
-                             .cols = W.cols,
-                             .n_tok = n_tok,
-                             .x = X,
-                             .ldx = ldx,
-                             .xq = nullptr,
-                             .xq_stride = 0,
-                             .y = prods[i].Y,
-                             .ldy = prods[i].ldy};
-    n_tiles += (W.rows + kTile - 1) / kTile;
-    tile_end[i] = n_tiles;
+
+  // Per job: kernel arguments, path, cumulative tile count, and which job's quantized
+  // activations it reads (itself, or the job before it when that has the same X). Grow-only,
+  // per thread.
+  thread_local std::vector<kern::GemmArgs> args;
+  thread_local std::vector<int64_t> tile_end, act_of;
+  thread_local std::vector<size_t> xk_off, xb_off;  // per job: offset into the buffers (or SIZE_MAX)
+  thread_local std::vector<uint8_t> fast;
+  if (args.size() < size_t(n_jobs)) {
+    args.resize(size_t(n_jobs));
+    tile_end.resize(size_t(n_jobs));
+    act_of.resize(size_t(n_jobs));
+    xk_off.resize(size_t(n_jobs));
+    xb_off.resize(size_t(n_jobs));
+    fast.resize(size_t(n_jobs));
   }
-  if (need_k || need_b) {
-    // Quantize every token once, into the calling thread's buffers (workers only read them).
+  // Plain pointers for the lambdas below: inside a worker, the name of a thread_local refers
+  // to the worker's own (empty) copy.
+  kern::GemmArgs* const A = args.data();
+  int64_t* const tiles_to = tile_end.data();
+  int64_t* const owner = act_of.data();
+  size_t* const k_at = xk_off.data();
+  size_t* const b_at = xb_off.data();
+  uint8_t* const is_fast = fast.data();
+  constexpr size_t kNone = SIZE_MAX;
+  int64_t n_tiles = 0, max_cols = 0;
+  size_t nk = 0, nb = 0;  // ActQ8K / ActQ8B blocks needed
+  bool need_scratch = false;
+  for (int64_t i = 0; i < n_jobs; ++i) {
+    const MatmulJob& j = jobs[i];
+    const Matrix& W = *j.W;
+    WHALE_ASSERT(j.ldx >= W.cols && j.ldy >= W.rows && j.n_tok > 0 && W.rows > 0);
+    is_fast[i] = fast_mode && has_fast_path(W.dtype);
+    need_scratch = need_scratch || !is_fast[i];
+    max_cols = std::max(max_cols, W.cols);
+    A[i] = kern::GemmArgs{.wtype = W.dtype, .w = W.data, .w_row_bytes = W.row_bytes, .cols = W.cols,
+                                     .n_tok = j.n_tok, .x = j.X, .ldx = j.ldx, .xq = nullptr, .xq_stride = 0,
+                                     .y = j.Y, .ldy = j.ldy};
+    n_tiles += (W.rows + kTile - 1) / kTile;
+    tiles_to[i] = n_tiles;
+    const MatmulJob* prev = i > 0 ? &jobs[i - 1] : nullptr;  // sharing jobs come in a row (gate, up)
+    const bool shares = prev && prev->X == j.X && prev->n_tok == j.n_tok && prev->ldx == j.ldx && prev->W->cols == W.cols;
+    owner[i] = shares ? owner[i - 1] : i;
+    k_at[i] = b_at[i] = kNone;
+  }
+  // Offsets of the quantized activations: a job that owns its X reserves the formats that it
+  // and the jobs sharing its X need.
+  for (int64_t i = 0; i < n_jobs; ++i) {
+    if (!is_fast[i]) continue;
+    const int64_t o = owner[i];
+    const int64_t cols = jobs[o].W->cols, n = jobs[o].n_tok;
+    if (is_kquant(jobs[i].W->dtype)) {
+      if (k_at[o] == kNone) k_at[o] = nk, nk += size_t(n * (cols / kern::kQK));
+    } else if (b_at[o] == kNone) {
+      b_at[o] = nb, nb += size_t(n * (cols / kern::kQ32));
+    }
+  }
+  if (nk + nb > 0) {
+    // Quantize into the calling thread's buffers (workers only read them): one item per
+    // (owning job, token).
     thread_local std::vector<kern::ActQ8K> buf_k;
     thread_local std::vector<kern::ActQ8B> buf_b;
-    const int64_t nbk = cols / kern::kQK, nbb = cols / kern::kQ32;
-    kern::ActQ8K* xk = need_k ? scratch(buf_k, size_t(nbk * n_tok)) : nullptr;
-    kern::ActQ8B* xb = need_b ? scratch(buf_b, size_t(nbb * n_tok)) : nullptr;
-    pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        if (xk) kern::quantize_act_q8K(X + t * ldx, xk + t * nbk, cols);
-        if (xb) kern::quantize_act_q8B(X + t * ldx, xb + t * nbb, cols);
+    kern::ActQ8K* xk = scratch(buf_k, std::max<size_t>(nk, 1));
+    kern::ActQ8B* xb = scratch(buf_b, std::max<size_t>(nb, 1));
+    thread_local std::vector<int64_t> item_end_buf;  // cumulative tokens of the owning jobs
+    int64_t* const item_end = scratch(item_end_buf, size_t(n_jobs));
+    int64_t items = 0;
+    for (int64_t i = 0; i < n_jobs; ++i) {
+      const bool owns = k_at[i] != kNone || b_at[i] != kNone;
+      items += owns ? jobs[i].n_tok : 0;
+      item_end[i] = items;
+    }
+    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      int64_t i = 0;
+      for (int64_t it = b; it < e; ++it) {
+        while (item_end[i] <= it) ++i;
+        const int64_t t = it - (i > 0 ? item_end[i - 1] : 0);
+        const MatmulJob& j = jobs[i];
+        const int64_t cols = j.W->cols;
+        if (k_at[i] != kNone)
+          kern::quantize_act_q8K(j.X + t * j.ldx, xk + k_at[i] + t * (cols / kern::kQK), cols);
+        if (b_at[i] != kNone)
+          kern::quantize_act_q8B(j.X + t * j.ldx, xb + b_at[i] + t * (cols / kern::kQ32), cols);
       }
     });
-    for (int i = 0; i < n_prods; ++i) {
-      if (!fast[i]) continue;
-      const bool k = is_kquant(args[i].wtype);
-      args[i].xq = k ? reinterpret_cast<const uint8_t*>(xk) : reinterpret_cast<const uint8_t*>(xb);
-      args[i].xq_stride = k ? size_t(nbk) * sizeof(kern::ActQ8K) : size_t(nbb) * sizeof(kern::ActQ8B);
+    for (int64_t i = 0; i < n_jobs; ++i) {
+      if (!is_fast[i]) continue;
+      const int64_t o = owner[i], cols = jobs[i].W->cols;
+      if (is_kquant(A[i].wtype)) {
+        A[i].xq = reinterpret_cast<const uint8_t*>(xk + k_at[o]);
+        A[i].xq_stride = size_t(cols / kern::kQK) * sizeof(kern::ActQ8K);
+      } else {
+        A[i].xq = reinterpret_cast<const uint8_t*>(xb + b_at[o]);
+        A[i].xq_stride = size_t(cols / kern::kQ32) * sizeof(kern::ActQ8B);
+      }
     }
   }
   // Tiles of 8 rows; about 8 chunks per thread so uneven progress evens out.
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
   // The exact path dequantizes (or converts) a tile of rows into scratch.
-  bool need_scratch = false;
-  for (int i = 0; i < n_prods; ++i) need_scratch = need_scratch || !fast[i];
-  const ChunkScratch cs = chunk_scratch(need_scratch ? n_tiles : 0, grain, size_t(kern::kExactRows * cols));
+  const ChunkScratch cs = chunk_scratch(need_scratch ? n_tiles : 0, grain, size_t(kern::kExactRows * max_cols));
   pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
-    int64_t first = 0;  // first tile of product i
-    for (int i = 0; i < n_prods; ++i) {
-      const int64_t lo = std::max(b, first), hi = std::min(e, tile_end[i]);
-      if (lo < hi) {
-        const int64_t rows = prods[i].W->rows;
-        const int64_t r0 = (lo - first) * kTile, r1 = std::min(rows, (hi - first) * kTile);
-        if (fast[i]) ks.gemm_fast(args[i], r0, r1);
-        else ks.gemm_exact(args[i], r0, r1, need_scratch ? cs.at(b) : nullptr);
-      }
-      first = tile_end[i];
+    // the first job whose tiles reach past b
+    int64_t i = std::upper_bound(tiles_to, tiles_to + n_jobs, b) - tiles_to;
+    for (; i < n_jobs; ++i) {
+      const int64_t first = i > 0 ? tiles_to[i - 1] : 0;
+      if (first >= e) break;
+      const int64_t lo = std::max(b, first), hi = std::min(e, tiles_to[i]);
+      const int64_t r0 = (lo - first) * kTile, r1 = std::min(jobs[i].W->rows, (hi - first) * kTile);
+      if (is_fast[i]) ks.gemm_fast(A[i], r0, r1);
+      else ks.gemm_exact(A[i], r0, r1, need_scratch ? cs.at(b) : nullptr);
     }
   });
 }
@@ -222,19 +261,27 @@ void matmul(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* 
     matmul_generic(W, X, n_tok, ldx, Y, ldy);
     return;
   }
-  const Product p{&W, Y, ldy};
-  run_products(&p, 1, X, n_tok, ldx);
+  const MatmulJob j{&W, X, n_tok, ldx, Y, ldy};
+  run_jobs(&j, 1);
 }
 
 void matmul2(const Matrix& W1, float* Y1, int64_t ldy1, const Matrix& W2, float* Y2, int64_t ldy2,
              const float* X, int64_t n_tok, int64_t ldx) {
-  if (W1.cols != W2.cols || needs_generic(W1) || needs_generic(W2) || W1.rows <= 0 || W2.rows <= 0) {
-    matmul(W1, X, n_tok, ldx, Y1, ldy1);
-    matmul(W2, X, n_tok, ldx, Y2, ldy2);
-    return;
+  const MatmulJob j[2] = {{&W1, X, n_tok, ldx, Y1, ldy1}, {&W2, X, n_tok, ldx, Y2, ldy2}};
+  matmul_batch(j);
+}
+
+void matmul_batch(std::span<const MatmulJob> jobs) {
+  // Jobs the shared region cannot take (F8 with block scales and other generic weights, empty
+  // products) run on their own first; the rest are compacted into a per-thread list.
+  thread_local std::vector<MatmulJob> batch;
+  batch.clear();
+  for (const MatmulJob& j : jobs) {
+    if (j.W->rows <= 0 || j.n_tok <= 0) continue;
+    if (needs_generic(*j.W)) matmul_generic(*j.W, j.X, j.n_tok, j.ldx, j.Y, j.ldy);
+    else batch.push_back(j);
   }
-  const Product p[2] = {{&W1, Y1, ldy1}, {&W2, Y2, ldy2}};
-  run_products(p, 2, X, n_tok, ldx);
+  run_jobs(batch.data(), int64_t(batch.size()));
 }
 
 void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y,

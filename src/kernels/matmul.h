@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "kernels/matrix.h"
@@ -33,6 +34,21 @@ void matmul(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* 
 // calls; falls back to them when the shapes or types do not allow sharing.
 void matmul2(const Matrix& W1, float* Y1, int64_t ldy1, const Matrix& W2, float* Y2, int64_t ldy2,
              const float* X, int64_t n_tok, int64_t ldx);
+
+// One product of a batch: Y = W X over n_tok tokens (X rows ldx floats apart, Y rows ldy).
+struct MatmulJob {
+  const Matrix* W;
+  const float* X;
+  int64_t n_tok, ldx;
+  float* Y;
+  int64_t ldy;
+};
+
+// Every job's product, in one parallel region where the types allow (the experts of an MoE
+// layer: one region instead of one per expert). Consecutive jobs with the same X, n_tok and ldx
+// share its quantized activations. Each result equals a matmul call's, bit for bit. No allocation after
+// the first calls of a given size.
+void matmul_batch(std::span<const MatmulJob> jobs);
 
 // Y[t][j] = sum_r X[t][r] * W[r][j] for t < n_tok, j < W.cols (the product with Wᵀ).
 void matmul_transposed(const Matrix& W, const float* X, int64_t n_tok, int64_t ldx, float* Y,
