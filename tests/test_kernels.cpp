@@ -345,6 +345,46 @@ TEST(Kernels, Matmul2EqualsTwoMatmuls) {
   set_matmul_precision(MatmulPrecision::Fast);
 }
 
+// matmul_batch: jobs of different shapes, types, token counts and activations (pairs sharing
+// one X, as an MoE run's gate/up jobs do) give each job's own matmul result, bit for bit, on
+// the suite's 3-thread pool, in both precisions.
+TEST(Kernels, MatmulBatchEqualsOneMatmulPerJob) {
+  struct Spec {
+    DType t;
+    int64_t rows, cols, n_tok;
+    bool same_x_as_previous;
+  };
+  const std::vector<Spec> specs = {{DType::Q4_K, 13, 512, 5, false}, {DType::Q6_K, 21, 512, 5, true},
+                                   {DType::Q8_0, 9, 1088, 1, false}, {DType::Q4_0, 40, 1088, 1, true},
+                                   {DType::BF16, 7, 96, 3, false},   {DType::Q5_K, 3, 256, 17, false},
+                                   {DType::Q8_0, 16, 256, 17, true}};
+  for (MatmulPrecision p : {MatmulPrecision::Exact, MatmulPrecision::Fast}) {
+    set_matmul_precision(p);
+    std::vector<Weights> w;
+    std::vector<std::vector<float>> xs, want, got;
+    std::vector<Matrix> m;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const Spec& s = specs[i];
+      w.push_back(make_weights(s.t, s.rows, s.cols, uint32_t(60 + i)));
+      xs.push_back(s.same_x_as_previous ? xs.back() : make_acts(s.n_tok, s.cols + 3, uint32_t(80 + i)));
+      want.emplace_back(size_t(s.n_tok * (s.rows + 2)), -5.f);
+      got.emplace_back(size_t(s.n_tok * (s.rows + 2)), -5.f);
+    }
+    for (const Weights& wi : w) m.push_back(wi.m());
+    std::vector<MatmulJob> jobs;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const Spec& s = specs[i];
+      const float* x = s.same_x_as_previous ? jobs.back().X : xs[i].data();
+      matmul(m[i], x, s.n_tok, s.cols + 3, want[i].data(), s.rows + 2);
+      jobs.push_back({&m[i], x, s.n_tok, s.cols + 3, got[i].data(), s.rows + 2});
+    }
+    matmul_batch(jobs);
+    for (size_t i = 0; i < specs.size(); ++i)
+      EXPECT_EQ(want[i], got[i]) << "job " << i << " " << dtype_name(specs[i].t) << " " << precision_name(p);
+  }
+  set_matmul_precision(MatmulPrecision::Fast);
+}
+
 TEST(Kernels, IsaLevelsAndNames) {
   for (IsaLevel l : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512})
     EXPECT_EQ(isa_from_name(isa_name(l)), l);
