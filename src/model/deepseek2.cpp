@@ -59,6 +59,7 @@ struct Workspace {
   std::vector<int64_t> members, expert_start, expert_cursor;  // MoE rows (see ffn)
   std::vector<float> member_w;
   std::vector<MatmulJob> jobs;
+  std::vector<Matrix> head_w;  // per-head row slices of W_kb / W_vb for a batch of head products
   std::vector<float> attn_scores, kexp, vexp, ctx2, krope, row;
   std::vector<KvBlock> blocks;  // the current sequence's cache blocks for one layer
   static float* get(std::vector<float>& v, size_t n) {
@@ -206,19 +207,20 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
   for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.attn_norm.data(), xn + t * D, D, eps);
 
   // q: [n, H, dn + dr]
+  // and [c_kv ; k_rope] → cache: the products of xn in one parallel region
   float* q = Workspace::get(ws_.q, size_t(n * H * dq));
+  float* kva = Workspace::get(ws_.kva, size_t(n * (C + dr)));
   if (c.q_lora_rank > 0) {
     float* qa = Workspace::get(ws_.qa, size_t(n * c.q_lora_rank));
-    matmul(L.wq_a, xn, n, D, qa, c.q_lora_rank);
+    const MatmulJob from_xn[2] = {{&L.wq_a, xn, n, D, qa, c.q_lora_rank}, {&L.wkv_a, xn, n, D, kva, C + dr}};
+    matmul_batch(from_xn);
     for (int64_t t = 0; t < n; ++t)
       rmsnorm(qa + t * c.q_lora_rank, L.q_a_norm.data(), qa + t * c.q_lora_rank, c.q_lora_rank, eps);
     matmul(L.wq_b, qa, n, c.q_lora_rank, q, H * dq);
   } else {
-    matmul(L.wq, xn, n, D, q, H * dq);
+    const MatmulJob from_xn[2] = {{&L.wq, xn, n, D, q, H * dq}, {&L.wkv_a, xn, n, D, kva, C + dr}};
+    matmul_batch(from_xn);
   }
-  // [c_kv ; k_rope] → cache
-  float* kva = Workspace::get(ws_.kva, size_t(n * (C + dr)));
-  matmul(L.wkv_a, xn, n, D, kva, C + dr);
   float* cs = Workspace::get(ws_.cs, size_t(n * dr));
   for (int64_t t = 0; t < n; ++t) {
     rope_cos_sin(inv_freq_, pos[t], cs + t * dr);
@@ -234,6 +236,18 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
   // Per head h: W_kb,h as stored. split: [c, dn] (= W_kbᵀ); kv_b: rows h*(dn+dv).. [dn, c].
   auto kb = [&](int64_t h) { return split ? L.wk_b.row_slice(h * C, C) : L.wkv_b.row_slice(h * (dn + dv), dn); };
   auto vb = [&](int64_t h) { return split ? L.wv_b.row_slice(h * dv, dv) : L.wkv_b.row_slice(h * (dn + dv) + dn, dv); };
+  // One product per head (job(h) with the head's matrix weight(h)), all in one matmul_batch.
+  auto head_jobs = [&](auto job, auto weight) {
+    ws_.head_w.resize(size_t(H));
+    ws_.jobs.clear();
+    for (int64_t h = 0; h < H; ++h) {
+      ws_.head_w[size_t(h)] = weight(h);
+      MatmulJob j = job(h);
+      j.W = &ws_.head_w[size_t(h)];
+      ws_.jobs.push_back(j);
+    }
+    matmul_batch(ws_.jobs);
+  };
 
   // Which form each sequence uses: absorbed over the latent cache (decode, short chunks), the
   // expanded K/V form for long prefill chunks (>= expanded_min_ tokens), or the naive oracle.
@@ -249,9 +263,10 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
   float* ctx = nullptr;
   if (any_absorbed) {
     qt = Workspace::get(ws_.qt, size_t(n * H * dk));
-    for (int64_t h = 0; h < H; ++h) {
-      if (split) matmul(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
-      else matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
+    if (split) {  // all heads in one parallel region
+      head_jobs([&](int64_t h) { return MatmulJob{nullptr, q + h * dq, n, H * dq, qt + h * dk, H * dk}; }, kb);
+    } else {
+      for (int64_t h = 0; h < H; ++h) matmul_transposed(kb(h), q + h * dq, n, H * dq, qt + h * dk, H * dk);
     }
     for (int64_t th = 0; th < n * H; ++th) std::copy_n(q + th * dq + dn, dr, qt + th * dk + C);
     ctx = Workspace::get(ws_.ctx2, size_t(n * H * C));
@@ -332,8 +347,9 @@ void Deepseek2::attention(const Layer& L, int64_t il, std::span<const SeqBatch> 
       const int64_t t0 = all_absorbed ? 0 : fb_.offset[si];
       const int64_t ns = all_absorbed ? n : fb_.offset[si + 1] - t0;
       if (ns > 0 && (all_absorbed || !expanded(si)))
-        for (int64_t h = 0; h < H; ++h)
-          matmul(vb(h), ctx + t0 * H * C + h * C, ns, H * C, ctx_o + t0 * H * dv + h * dv, H * dv);
+        head_jobs([&](int64_t h) {
+          return MatmulJob{nullptr, ctx + t0 * H * C + h * C, ns, H * C, ctx_o + t0 * H * dv + h * dv, H * dv};
+        }, vb);
       if (all_absorbed) break;
     }
   }

@@ -118,9 +118,8 @@ void Dense::forward_batch(std::span<const SeqBatch> seqs) {
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const Layer& L = layers_[size_t(il)];
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.attn_norm.data(), xn + t * D, D, eps);
-    matmul(L.wq, xn, n, D, q, qd);
-    matmul(L.wk, xn, n, D, k, kvd);
-    matmul(L.wv, xn, n, D, v, kvd);
+    const MatmulJob qkv[3] = {{&L.wq, xn, n, D, q, qd}, {&L.wk, xn, n, D, k, kvd}, {&L.wv, xn, n, D, v, kvd}};
+    matmul_batch(qkv);  // one parallel region, the activations quantized once
     for (int64_t t = 0; t < n; ++t) {
       if (c.attn_bias) {
         for (int64_t i = 0; i < qd; ++i) q[t * qd + i] += L.bq[i];
