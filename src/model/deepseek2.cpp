@@ -418,6 +418,7 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
 
   ThreadPool& pool = ThreadPool::global();
   constexpr int64_t kMoeRows = 256;
+  constexpr int64_t kMoeSerialFloats = 32768;
   const int64_t max_rows = std::min(NK, kMoeRows + n);  // a run ends at the first expert past kMoeRows
   float* gathered = Workspace::get(ws_.gathered, size_t(max_rows * D));
   float* a = Workspace::get(ws_.ffn_a, size_t(max_rows * Fe + n * Fs));  // gate, then SwiGLU
@@ -449,8 +450,11 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
       jobs.push_back({&L.shared.up, xn, n, D, b_sh, Fs});
     }
     matmul_batch(jobs);
+    // SwiGLU and the weighted sum below stay on the calling thread for a decode step's few
+    // rows (a region costs more than they do) and are shared out for a prompt's.
     auto swiglu_rows = [&](float* g, const float* u, int64_t count) {
-      pool.parallel_for((count + 4095) / 4096, 1, [&](int64_t c0, int64_t c1) {
+      const int64_t chunks = (count + 4095) / 4096;
+      pool.parallel_for(chunks, count < kMoeSerialFloats ? chunks : 1, [&](int64_t c0, int64_t c1) {
         const int64_t i0 = c0 * 4096, i1 = std::min(count, c1 * 4096);
         swiglu(g + i0, u + i0, g + i0, i1 - i0);
       });
@@ -466,7 +470,7 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
     matmul_batch(jobs);
     // y[token] += w · expert output, rows in order (so each token adds its experts in
     // ascending order, as it would alone); threads split the columns, not the rows.
-    pool.parallel_for(D, 256, [&](int64_t j0, int64_t j1) {
+    pool.parallel_for(D, rows * D < kMoeSerialFloats ? D : 256, [&](int64_t j0, int64_t j1) {
       for (int64_t r = 0; r < rows; ++r) {
         float* yt = y + members[size_t(base + r)] * D;
         const float w = member_w[base + r], *o = eout + r * D;
