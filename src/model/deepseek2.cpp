@@ -81,6 +81,8 @@ class Deepseek2 final : public Model {
   void load();
   void attention(const Layer& L, int64_t il, std::span<const SeqBatch> seqs, int64_t n);
   void ffn(const Layer& L, int64_t n);
+  // y = Σ_k w_k · expert_k(xn) + shared(xn) over the n tokens of xn (routed, shared experts).
+  void moe_ffn(const Layer& L, const float* xn, int64_t n, float* y);
   void swiglu_mlp(const SwiGlu& m, int64_t width, const float* x, int64_t n, float* y);
 
   bool naive_;
@@ -375,11 +377,14 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
   float* xn = Workspace::get(ws_.xn, size_t(n * D));
   for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, L.ffn_norm.data(), xn + t * D, D, float(c.rms_eps));
   float* y = Workspace::get(ws_.out, size_t(n * D));
-  if (!L.moe) {
-    swiglu_mlp(L.dense, c.n_ff, xn, n, y);
-    for (int64_t i = 0; i < n * D; ++i) x[i] += y[i];
-    return;
-  }
+  if (L.moe) moe_ffn(L, xn, n, y);
+  else swiglu_mlp(L.dense, c.n_ff, xn, n, y);
+  for (int64_t i = 0; i < n * D; ++i) x[i] += y[i];
+}
+
+void Deepseek2::moe_ffn(const Layer& L, const float* xn, int64_t n, float* y) {
+  const ModelConfig& c = config();
+  const int64_t D = c.n_embd;
   // Route every token, then run every expert once over the tokens that chose it. The (token,
   // expert) rows are grouped by expert and the experts taken in runs of about kMoeRows rows:
   // each run's gate/up products (the first run's with the shared experts') share one
@@ -481,7 +486,6 @@ void Deepseek2::ffn(const Layer& L, int64_t n) {
   }
   if (Fs > 0)
     for (int64_t i = 0; i < n * D; ++i) y[i] += sh_out[i];
-  for (int64_t i = 0; i < n * D; ++i) x[i] += y[i];
 }
 
 }  // namespace
