@@ -207,7 +207,7 @@ void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
       item_end[i] = items;
     }
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      int64_t i = 0;
+      int64_t i = std::upper_bound(item_end, item_end + n_jobs, b) - item_end;  // the job of item b
       for (int64_t it = b; it < e; ++it) {
         while (item_end[i] <= it) ++i;
         const int64_t t = it - (i > 0 ? item_end[i - 1] : 0);
