@@ -312,7 +312,8 @@ TEST_F(GgufWriterTest, RoundTripsEveryMetadataTypeAndTensorDtype) {
       {"bf16", DType::BF16, {4, 6}},      {"q8_0", DType::Q8_0, {3, 64}},
       {"q4_0", DType::Q4_0, {2, 32}},     {"q4_K", DType::Q4_K, {2, 256}},
       {"q5_K", DType::Q5_K, {1, 256}},    {"q6_K", DType::Q6_K, {1, 1, 1, 256}},
-      {"empty", DType::F32, {0, 4}},
+      {"q4_1", DType::Q4_1, {3, 32}},     {"q5_0", DType::Q5_0, {2, 64}},
+      {"q5_1", DType::Q5_1, {1, 96}},     {"empty", DType::F32, {0, 4}},
   };
   std::vector<std::vector<uint8_t>> data;
   for (size_t k = 0; k < specs.size(); ++k) {
@@ -670,8 +671,8 @@ TEST_F(GgufReaderTest, BoolMustBeZeroOrOne) {
 }
 
 TEST_F(GgufReaderTest, UnknownTensorTypes) {
-  // 3 is Q4_1 (a ggml type whale does not read), 99 no type at all, 0xFFFFFFFF is -1 as int.
-  for (uint32_t type : {3u, 99u, 0x7FFFFFFFu, 0xFFFFFFFFu}) {
+  // 10 is Q2_K (a ggml type whale does not read), 99 no type at all, 0xFFFFFFFF is -1 as int.
+  for (uint32_t type : {10u, 99u, 0x7FFFFFFFu, 0xFFFFFFFFu}) {
     const std::string p = file("type.gguf", gguf_one_tensor({32}, type, 0, 256));
     EXPECT_WHALE_ERROR(GgufFile(p), p, fmt::format("tensor 'w' has unsupported type {}", type));
   }

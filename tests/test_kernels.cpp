@@ -5,6 +5,8 @@
 //    against the portable fast kernels (same integer sums: float rounding only).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -136,13 +138,18 @@ const std::vector<FormatCase>& formats() {
       {DType::BF16, {5, 16, 31, 96, 512}, 0},  {DType::Q8_0, {32, 96, 288, 544, 1056}, 1e-2},
       {DType::Q4_0, {32, 96, 288, 544, 1056}, 1e-2}, {DType::Q4_K, {256, 512, 768, 2304}, 5e-3},
       {DType::Q5_K, {256, 512, 768, 2304}, 5e-3},    {DType::Q6_K, {256, 512, 768, 2304}, 5e-3},
+      {DType::Q4_1, {32, 96, 288, 544, 1056}, 1e-2}, {DType::Q5_0, {32, 96, 288, 544, 1056}, 1e-2},
+      {DType::Q5_1, {32, 96, 288, 544, 1056}, 1e-2},
   };
   return f;
 }
 
-bool quantized_fast(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
-}
+// The fast path's weight types: blocks of 32 and K-quant super-blocks.
+constexpr DType kFastTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0,
+                                DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1};
+
+bool quantized_fast(DType t) { return std::find(std::begin(kFastTypes), std::end(kFastTypes), t) != std::end(kFastTypes); }
+bool block32(DType t) { return quantized_fast(t) && dtype_info(t).block_elems == 32; }
 
 class KernelTest : public testing::TestWithParam<std::tuple<IsaLevel, FormatCase>> {
  protected:
@@ -208,9 +215,9 @@ TEST(Kernels, FastResultsDoNotDependOnTheBatch) {
   for (IsaLevel isa : {IsaLevel::Portable, IsaLevel::Avx2, IsaLevel::Avx512}) {
     if (int(isa) > int(best_isa_level())) continue;
     set_isa_level(isa);
-    for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
+    for (DType t : kFastTypes) {
       for (bool wide : {false, true}) {
-        const bool b32 = t == DType::Q8_0 || t == DType::Q4_0;
+        const bool b32 = block32(t);
         const int64_t rows = wide ? 9 : 37, cols = wide ? (b32 ? 20512 : 33024) : (b32 ? 1056 : 2304),
                       n = wide ? 8 : 11;
         const Weights w = make_weights(t, rows, cols, 21);
@@ -244,8 +251,8 @@ namespace {
 // (GEMM sweeps of 4, 2, 1), rows ending in a partial tile, K over several tile chunks.
 TEST(Kernels, VnniVariantsMatchAvx2UnderEmulation) {
   if (int(best_isa_level()) < int(IsaLevel::Avx2)) GTEST_SKIP() << "this CPU has no AVX2";
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    const bool b32 = t == DType::Q8_0 || t == DType::Q4_0;
+  for (DType t : kFastTypes) {
+    const bool b32 = block32(t);
     const int64_t rows = 19, cols = b32 ? 1088 : 2304;  // 34 blocks of 32 / 9 super-blocks
     const Weights w = make_weights(t, rows, cols, 31);
     for (int64_t n = 1; n <= 9; ++n) {
@@ -357,7 +364,8 @@ TEST(Kernels, MatmulBatchEqualsOneMatmulPerJob) {
   const std::vector<Spec> specs = {{DType::Q4_K, 13, 512, 5, false}, {DType::Q6_K, 21, 512, 5, true},
                                    {DType::Q8_0, 9, 1088, 1, false}, {DType::Q4_0, 40, 1088, 1, true},
                                    {DType::BF16, 7, 96, 3, false},   {DType::Q5_K, 3, 256, 17, false},
-                                   {DType::Q8_0, 16, 256, 17, true}};
+                                   {DType::Q8_0, 16, 256, 17, true}, {DType::Q5_0, 11, 1408, 1, false},
+                                   {DType::Q5_1, 9, 1408, 1, true},  {DType::Q4_1, 17, 288, 6, false}};
   for (MatmulPrecision p : {MatmulPrecision::Exact, MatmulPrecision::Fast}) {
     set_matmul_precision(p);
     std::vector<Weights> w;

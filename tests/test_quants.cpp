@@ -15,11 +15,13 @@
 namespace whale {
 namespace {
 
-constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
-                                 DType::Q6_K};
+constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                 DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::F8_E4M3,
-                               DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
-                               DType::Q6_K};
+                               DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                               DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+// The types with an f16 offset m after d (x = d * q + m): f16 caps |m| at 65504.
+bool has_min(DType t) { return t == DType::Q4_1 || t == DType::Q5_1; }
 
 // Deterministic random numbers that do not depend on the standard library's distributions.
 struct Rng {
@@ -70,6 +72,24 @@ float elem_q4_0(const uint8_t* b, int e) {
   return float(q - 8) * f16_to_f32(rd16(b));
 }
 
+// Q4_1: d @0, m @2, qs @4 (nibbles as Q4_0, no offset).
+float elem_q4_1(const uint8_t* b, int e) {
+  const uint8_t byte = b[4 + e % 16];
+  const int q = e < 16 ? (byte & 15) : (byte >> 4);
+  return float(q) * f16_to_f32(rd16(b)) + f16_to_f32(rd16(b + 2));
+}
+
+// Q5_0: d @0, qh @2 (32 bits, bit e = fifth bit of element e), qs @6; offset 16.
+// Q5_1: d @0, m @2, qh @4, qs @8; no offset.
+int q5_quant(const uint8_t* qh, const uint8_t* qs, int e) {
+  const int lo4 = e < 16 ? (qs[e % 16] & 15) : (qs[e % 16] >> 4);
+  return lo4 | ((qh[e / 8] >> (e % 8)) & 1) << 4;
+}
+float elem_q5_0(const uint8_t* b, int e) { return float(q5_quant(b + 2, b + 6, e) - 16) * f16_to_f32(rd16(b)); }
+float elem_q5_1(const uint8_t* b, int e) {
+  return float(q5_quant(b + 4, b + 8, e)) * f16_to_f32(rd16(b)) + f16_to_f32(rd16(b + 2));
+}
+
 // Q4_K: d @0, dmin @2, scales @4, qs @16. Element e is in sub-block s = e/32; chunk
 // c = e/64 holds sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) of qs[32c..32c+31].
 float elem_q4_K(const uint8_t* b, int e) {
@@ -107,6 +127,9 @@ float elem(DType t, const uint8_t* b, int e) {
   switch (t) {
     case DType::Q8_0: return elem_q8_0(b, e);
     case DType::Q4_0: return elem_q4_0(b, e);
+    case DType::Q4_1: return elem_q4_1(b, e);
+    case DType::Q5_0: return elem_q5_0(b, e);
+    case DType::Q5_1: return elem_q5_1(b, e);
     case DType::Q4_K: return elem_q4_K(b, e);
     case DType::Q5_K: return elem_q5_K(b, e);
     case DType::Q6_K: return elem_q6_K(b, e);
@@ -242,6 +265,44 @@ TEST(Quants, HandBuiltQ4_0) {
   }
 }
 
+TEST(Quants, HandBuiltQ5_0) {
+  uint8_t b[22];
+  wr16(b, 0x3400);  // d = 0.25
+  const uint32_t qh = 0x80010003u;  // fifth bits of elements 0, 1, 16, 31
+  std::memcpy(b + 2, &qh, 4);
+  for (int j = 0; j < 16; ++j) b[6 + j] = uint8_t(j | ((15 - j) << 4));
+  float y[32];
+  dequantize_row(DType::Q5_0, b, y, 32);
+  EXPECT_EQ(y[0], 0.0f);     // q = 0 + 16:  0.25 * 0
+  EXPECT_EQ(y[1], 0.25f);    // q = 1 + 16
+  EXPECT_EQ(y[2], -3.5f);    // q = 2:       0.25 * -14
+  EXPECT_EQ(y[16], 3.75f);   // q = 15 + 16: 0.25 * 15
+  EXPECT_EQ(y[17], -0.5f);   // q = 14
+  EXPECT_EQ(y[31], 0.0f);    // q = 0 + 16
+  for (int e = 0; e < 32; ++e) EXPECT_EQ(y[e], elem_q5_0(b, e)) << e;
+}
+
+TEST(Quants, HandBuiltQ4_1AndQ5_1) {
+  uint8_t b4[20], b5[24];
+  wr16(b4, 0x3800), wr16(b4 + 2, 0xc000);  // d = 0.5, m = -2
+  wr16(b5, 0x3800), wr16(b5 + 2, 0xc000);
+  const uint32_t qh = 0x00020001u;  // fifth bits of elements 0 and 17
+  std::memcpy(b5 + 4, &qh, 4);
+  for (int j = 0; j < 16; ++j) b4[4 + j] = b5[8 + j] = uint8_t(j | ((15 - j) << 4));
+  float y4[32], y5[32];
+  dequantize_row(DType::Q4_1, b4, y4, 32);
+  dequantize_row(DType::Q5_1, b5, y5, 32);
+  EXPECT_EQ(y4[0], -2.0f);   // 0.5 * 0 - 2
+  EXPECT_EQ(y4[16], 5.5f);   // 0.5 * 15 - 2
+  EXPECT_EQ(y5[0], 6.0f);    // 0.5 * 16 - 2
+  EXPECT_EQ(y5[17], 13.0f);  // 0.5 * (14 + 16) - 2
+  EXPECT_EQ(y5[18], 4.5f);   // 0.5 * 13 - 2
+  for (int e = 0; e < 32; ++e) {
+    EXPECT_EQ(y4[e], elem_q4_1(b4, e)) << e;
+    EXPECT_EQ(y5[e], elem_q5_1(b5, e)) << e;
+  }
+}
+
 // Scales sc = {1,2,3,4,40,50,60,63} and mins m = {5,6,7,8,17,33,48,63}, packed by hand:
 //   bytes 0..3  = sc[0..3] | (sc[4..7] >> 4) << 6 = 1|2<<6, 2|3<<6, 3|3<<6, 4|3<<6
 //   bytes 4..7  = m[0..3]  | (m[4..7] >> 4) << 6  = 5|1<<6, 6|2<<6, 7|3<<6, 8|3<<6
@@ -329,7 +390,7 @@ TEST(Quants, RandomBlocksMatchLayout) {
         wr16(b + 208, f32_to_f16(d));
       } else {
         wr16(b, f32_to_f16(d));
-        if (t == DType::Q4_K || t == DType::Q5_K) wr16(b + 2, f32_to_f16(dmin));
+        if (t == DType::Q4_K || t == DType::Q5_K || has_min(t)) wr16(b + 2, f32_to_f16(dmin));
       }
     }
     const size_t n = size_t(info.block_elems) * nblocks;
@@ -379,6 +440,47 @@ TEST(Quants, Q4_0KnownQuantization) {
   EXPECT_EQ(y[1], -7.0f);
 }
 
+TEST(Quants, Q5_0KnownQuantization) {
+  // The signed value of largest magnitude (-16) gives d = max / -16 = 1, and q = (int)(x/d +
+  // 16.5) clamped to 31: round half up around the offset 16.
+  std::vector<float> x(32, 0.0f);
+  const float vals[] = {-16.0f, 15.5f, 0.5f, -0.5f, 0.49f, 3.2f, -2.6f};
+  const int want[] = {0, 31, 17, 16, 16, 19, 13};
+  for (int i = 0; i < 7; ++i) x[i] = vals[i];
+  std::vector<uint8_t> q = quantize(DType::Q5_0, x);
+  EXPECT_EQ(rd16(q.data()), 0x3c00);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(q5_quant(q.data() + 2, q.data() + 6, i), want[i]) << i;
+  for (int i = 7; i < 32; ++i) EXPECT_EQ(q5_quant(q.data() + 2, q.data() + 6, i), 16) << i;
+  // A positive extreme flips the sign of d: x = 16 -> q 0 -> 16, x = -16 clamps to q 31 -> -15.
+  std::fill(x.begin(), x.end(), 0.0f);
+  x[0] = 16.0f;
+  x[20] = -16.0f;
+  q = quantize(DType::Q5_0, x);
+  EXPECT_EQ(rd16(q.data()), 0xbc00);
+  const std::vector<float> y = dequantize(DType::Q5_0, q, 32);
+  EXPECT_EQ(y[0], 16.0f);
+  EXPECT_EQ(y[20], -15.0f);
+}
+
+TEST(Quants, Q4_1AndQ5_1KnownQuantization) {
+  // x = -1 + i/16: min -1, max 0.9375. Q5_1: d = 1.9375 / 31 = 1/16 exactly, so every value
+  // is on the grid and comes back exactly. Q4_1: d = 1.9375 / 15, q = (int)((x - min)/d + 0.5).
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = -1.0f + float(i) / 16;
+  std::vector<uint8_t> q = quantize(DType::Q5_1, x);
+  EXPECT_EQ(rd16(q.data()), f32_to_f16(0.0625f));
+  EXPECT_EQ(rd16(q.data() + 2), f32_to_f16(-1.0f));
+  EXPECT_EQ(dequantize(DType::Q5_1, q, 32), x);
+  q = quantize(DType::Q4_1, x);
+  const float d = 1.9375f / 15;
+  EXPECT_EQ(rd16(q.data()), f32_to_f16(d));
+  for (int i = 0; i < 32; ++i) {
+    const int want = std::min(15, int((x[i] + 1.0f) * (1.0f / d) + 0.5f));
+    const int got = i < 16 ? (q[4 + i] & 15) : (q[4 + i - 16] >> 4);
+    EXPECT_EQ(got, want) << i;
+  }
+}
+
 // ---- byte-exact agreement with ggml's reference quantizers ------------------------------
 
 // Input made from raw mt19937 bits with sequenced float operations only (no libm), so it is
@@ -411,12 +513,16 @@ uint64_t fnv1a(const std::vector<uint8_t>& v) {
   return h;
 }
 
-// FNV-1a hashes of quantize_row_{q8_0,q4_0,q4_K,q5_K,q6_K}_ref output of llama.cpp's ggml
-// (libggml-base.so, built without FMA) on golden_input(4096, 2024).
+// FNV-1a hashes of quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1,q4_K,q5_K,q6_K}_ref output of
+// llama.cpp's ggml (libggml-base.so, built without FMA; q4_1/q5_0/q5_1 from llama.cpp de3ff81)
+// on golden_input(4096, 2024).
 TEST(Quants, MatchesGgmlReferenceQuantizers) {
   const std::vector<float> x = golden_input(4096, 2024);
   EXPECT_EQ(fnv1a(quantize(DType::Q8_0, x)), 0xac41779caef85796ull);
   EXPECT_EQ(fnv1a(quantize(DType::Q4_0, x)), 0x560219d8e8d7579cull);
+  EXPECT_EQ(fnv1a(quantize(DType::Q4_1, x)), 0xd51f5e6903f911e5ull);
+  EXPECT_EQ(fnv1a(quantize(DType::Q5_0, x)), 0x487366eafd6b0943ull);
+  EXPECT_EQ(fnv1a(quantize(DType::Q5_1, x)), 0x803bd325cb385fc9ull);
   EXPECT_EQ(fnv1a(quantize(DType::Q4_K, x)), 0x5d961b862ebdc4afull);
   EXPECT_EQ(fnv1a(quantize(DType::Q5_K, x)), 0x215f92ae4d06de9full);
   EXPECT_EQ(fnv1a(quantize(DType::Q6_K, x)), 0x9912ef364aa445acull);
@@ -482,11 +588,15 @@ double rel_rmse(const std::vector<float>& x, const std::vector<float>& y) {
 }
 
 // Relative RMSE bounds on Gaussian data; measured values are about 0.071 (Q4_K), 0.036
-// (Q5_K), 0.018 (Q6_K), 0.086 (Q4_0) and 0.0053 (Q8_0).
+// (Q5_K), 0.018 (Q6_K), 0.086 (Q4_0), 0.078 (Q4_1), 0.043 (Q5_0), 0.038 (Q5_1) and 0.0053
+// (Q8_0).
 double rmse_bound(DType t) {
   switch (t) {
     case DType::Q8_0: return 0.007;
     case DType::Q4_0: return 0.095;
+    case DType::Q4_1: return 0.085;
+    case DType::Q5_0: return 0.047;
+    case DType::Q5_1: return 0.042;
     case DType::Q4_K: return 0.085;
     case DType::Q5_K: return 0.045;
     case DType::Q6_K: return 0.022;
@@ -615,6 +725,7 @@ TEST(Quants, HugeAndTinyValues) {
   for (float scale : {2e4f, 6e4f}) {
     const std::vector<float> x = normal_data(rng, 256 * 8, scale);
     for (DType t : kQuantTypes) {
+      if (has_min(t)) continue;  // a block's minimum below -65504 does not fit its f16 m (as in ggml)
       const std::vector<float> y = dequantize(t, quantize(t, x), x.size());
       for (float v : y) ASSERT_TRUE(std::isfinite(v)) << dtype_name(t);
       EXPECT_LT(rel_rmse(x, y), rmse_bound(t)) << dtype_name(t) << " scale " << scale;

@@ -92,7 +92,8 @@ TEST_P(SynthTypes, EveryTypeLoadsAndStaysCloseToF32) {
   for (float x : ref) ASSERT_TRUE(std::isfinite(x));
   const TypeCase cases[] = {{"F16", 0.002, 0.002}, {"BF16", 0.01, 0.1},  {"Q8_0", 0.03, 0.1},
                             {"Q6_K", 0.08, 0.15},  {"Q5_K", 0.15, 0.25}, {"Q5_K_M", 0.15, 0.25},
-                            {"Q4_K", 0.3, 0.4},    {"Q4_K_M", 0.3, 0.4}, {"Q4_0", 0.35, 0.4}};
+                            {"Q4_K", 0.3, 0.4},    {"Q4_K_M", 0.3, 0.4}, {"Q4_0", 0.35, 0.4},
+                            {"Q4_1", 0.3, 0.4},    {"Q5_0", 0.15, 0.25}, {"Q5_1", 0.15, 0.25}};
   const bool moe = find_shape(shape).config.n_expert > 0;
   for (const TypeCase& c : cases) {
     const std::vector<float> got = logits_of(synth(shape, c.type));
@@ -123,7 +124,7 @@ TEST(Synth, TypesAndMetadataAsLlamaCpp) {
   EXPECT_EQ(type("token_embd.weight"), DType::Q4_K);
   EXPECT_EQ(type("blk.1.ffn_gate_inp.weight"), DType::F32);
   EXPECT_EQ(type("blk.1.exp_probs_b.bias"), DType::F32);
-  EXPECT_EQ(type("blk.1.attn_k_b.weight"), DType::Q8_0);       // rows of 64: K-quant fallback
+  EXPECT_EQ(type("blk.1.attn_k_b.weight"), DType::Q5_0);       // rows of 64: Q4_K's fallback
   EXPECT_EQ(type("blk.1.ffn_down_exps.weight"), DType::F16);   // rows of 80: not even Q8_0
   EXPECT_EQ(g.find_tensor("blk.1.ffn_gate_exps.weight")->shape, (std::vector<int64_t>{16, 80, 256}));
   EXPECT_EQ(g.get_int("general.file_type"), 15);
@@ -196,7 +197,11 @@ TEST(Shapes, LlamaCppTypeRule) {
   EXPECT_EQ(choose_tensor_type(m, "blk.3.attn_q.weight", 1536, ctx), DType::Q4_K);
   EXPECT_EQ(choose_tensor_type(m, "output.weight", 1536, ctx), DType::Q6_K);
   EXPECT_EQ(choose_tensor_type(m, "token_embd.weight", 1536, ctx), DType::Q4_K);
-  EXPECT_EQ(choose_tensor_type(m, "blk.3.ffn_down_exps.weight", 1408, ctx), DType::Q8_0);
+  // rows that do not split into super-blocks: llama.cpp's tensor_type_fallback
+  EXPECT_EQ(choose_tensor_type(m, "blk.3.ffn_down_exps.weight", 1408, ctx), DType::Q5_0);  // Q4_K's
+  EXPECT_EQ(choose_tensor_type(m, "blk.5.ffn_down_exps.weight", 1408, ctx), DType::Q8_0);  // Q6_K's
+  EXPECT_EQ(choose_tensor_type(parse_weight_type("Q5_K_M"), "blk.3.ffn_down_exps.weight", 1408, ctx), DType::Q5_1);
+  EXPECT_EQ(choose_tensor_type(m, "blk.3.ffn_down_exps.weight", 1400, ctx), DType::F16);  // not even 32
   EXPECT_EQ(choose_tensor_type(parse_weight_type("Q5_K_M"), "blk.4.ffn_up.weight", 1536, ctx), DType::Q5_K);
   EXPECT_EQ(choose_tensor_type(parse_weight_type("Q8_0"), "output.weight", 100, ctx), DType::F16);
   EXPECT_FALSE(is_quantizable("blk.0.ffn_gate_inp.weight", 2));

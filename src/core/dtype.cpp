@@ -17,6 +17,9 @@ constexpr DTypeInfo kInfo[] = {
     {"q4_K", 256, 144, 12, nullptr},
     {"q5_K", 256, 176, 13, nullptr},
     {"q6_K", 256, 210, 14, nullptr},
+    {"q4_1", 32, 20, 3, nullptr},
+    {"q5_0", 32, 22, 6, nullptr},
+    {"q5_1", 32, 24, 7, nullptr},
 };
 static_assert(sizeof(kInfo) / sizeof(kInfo[0]) == size_t(DType::Count));
 }  // namespace

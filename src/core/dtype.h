@@ -22,6 +22,9 @@ enum class DType : uint8_t {
   Q4_K,
   Q5_K,
   Q6_K,
+  Q4_1,
+  Q5_0,
+  Q5_1,
   Count,
 };
 

@@ -69,8 +69,11 @@ const kern::KernelSet& active_kernels() {
 }
 
 bool has_fast_path(DType t) {
-  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K || t == DType::Q8_0 ||
-         t == DType::Q4_0;
+  switch (t) {
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: return true;
+    default: return false;
+  }
 }
 
 bool is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }

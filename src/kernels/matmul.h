@@ -6,9 +6,9 @@
 //  - Exact: float32 activations; weights dequantized (a tile of rows at a time, once per
 //    call) or converted on the fly, FMA dot products. Differs from the scalar reference by
 //    float rounding only; what the fixture tests' 1e-4 needs.
-//  - Fast (the default): for Q4_K/Q5_K/Q6_K/Q8_0/Q4_0 weights the activations are quantized
-//    to 8 bits per token once per call, as llama.cpp does (blocks of 256 with one scale for
-//    the K-quants, of 32 for Q8_0/Q4_0), and multiplied in integer arithmetic. Float weights
+//  - Fast (the default): for quantized weights (Q4_K/Q5_K/Q6_K, Q8_0/Q4_0/Q4_1/Q5_0/Q5_1)
+//    the activations are quantized to 8 bits per token once per call, as llama.cpp does
+//    (blocks of 256 with one scale for the K-quants, of 32 for the others), and multiplied in integer arithmetic. Float weights
 //    (F32/F16/BF16/F8) always take the exact path.
 // Decode (one token) streams every weight row once over all threads; with several tokens each
 // weight block is decoded once per tile of 8 rows and every token of the call sweeps over it.

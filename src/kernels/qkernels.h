@@ -6,8 +6,8 @@
 //    a time, into per-thread scratch) and multiplied with FMA; f32/f16/bf16 weights are
 //    converted on the fly. Error vs the reference: float rounding only (~1e-6 relative).
 //  - Fast (quantized weights only): activations are quantized per token once per call, as
-//    llama.cpp does (Q8_K blocks of 256 for the K-quants, Q8_0-style blocks of 32 for
-//    Q8_0/Q4_0 weights) and dotted with the weight quants in int8/int16/int32 arithmetic.
+//    llama.cpp does (Q8_K blocks of 256 for the K-quants, Q8_0-style blocks of 32 for the
+//    other types) and dotted with the weight quants in int8/int16/int32 arithmetic.
 //
 // The ISA files must not include headers that define inline functions or templates the rest
 // of the program also uses (std containers, fmt, dtype.h's inline helpers): the linker keeps
@@ -23,7 +23,7 @@
 namespace whale::kern {
 
 constexpr int kQK = 256;  // K-quant super-block
-constexpr int kQ32 = 32;  // Q8_0 / Q4_0 block
+constexpr int kQ32 = 32;  // Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 block
 
 // Quantized activations for K-quant weights (ggml's block_q8_K): x[e] ~ d * qs[e],
 // qs in [-127, 127]; bsums[j] = sum of qs[16j .. 16j+15] (for the weights' min terms).
@@ -34,8 +34,9 @@ struct ActQ8K {
 };
 static_assert(sizeof(ActQ8K) == 292);
 
-// Quantized activations for Q8_0 / Q4_0 weights: x[e] ~ d * qs[e], qs in [-127, 127];
-// sum = sum of qs (for the GEMM's unsigned weight planes, w + offset: see qkernels_x86.inc).
+// Quantized activations for Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 weights: x[e] ~ d * qs[e], qs in
+// [-127, 127]; sum = sum of qs (for the m term of Q4_1 / Q5_1 and the GEMM's unsigned weight
+// planes, w + offset: see qkernels_x86.inc).
 // (ggml stores d as f16; a float keeps a little more precision for the same cost.)
 struct ActQ8B {
   float d;
@@ -43,9 +44,6 @@ struct ActQ8B {
   int32_t sum;
 };
 static_assert(sizeof(ActQ8B) == 40);
-
-// Weight kinds of the fast path, and the activation block each one pairs with.
-enum class WKind : uint8_t { Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 };
 
 // A K-quant super-block unpacked for integer dot products:
 //   w[e] = d * scale[e/16] * q[e] - dmin * min[e/16]
@@ -76,9 +74,10 @@ struct GemmArgs {
 // One ISA level's kernels. gemm_* compute rows [r0, r1) for every token.
 struct KernelSet {
   const char* name;
-  // Fast path for quantized weights (Q4_K, Q5_K, Q6_K with ActQ8K; Q8_0, Q4_0 with ActQ8B).
+  // Fast path for quantized weights (Q4_K, Q5_K, Q6_K with ActQ8K; Q8_0, Q4_0, Q4_1, Q5_0,
+  // Q5_1 with ActQ8B).
   void (*gemm_fast)(const GemmArgs& a, int64_t r0, int64_t r1);
-  // Exact path for F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights
+  // Exact path for F32 / F16 / BF16 and every quantized type but F8_E4M3
   // (F8_E4M3 goes through Matrix::dequantize_row in the driver).
   void (*gemm_exact)(const GemmArgs& a, int64_t r0, int64_t r1, float* scratch);
   // Dequantize one row of n elements (types as gemm_exact) into f32.

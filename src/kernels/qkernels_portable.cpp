@@ -1,6 +1,6 @@
 // The portable level: plain C++ versions of every kernel, the reference the SIMD levels are
 // tested against. Same arithmetic as the x86 files (integer dot products per group of 16
-// for the K-quants, per block of 32 for Q8_0/Q4_0), simple loops.
+// for the K-quants, per block of 32 for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1), simple loops.
 // Also the activation quantizers, shared by every level.
 #include <algorithm>
 #include <cmath>
@@ -83,19 +83,36 @@ float kdot(const KBlock& w, const ActQ8K& x) {
   return x.d * (w.d * float(isum) - w.dmin * float(msum));
 }
 
-float b32dot(DType t, const uint8_t* p, const ActQ8B& x) {
-  uint16_t dh;
-  std::memcpy(&dh, p, 2);
-  int32_t s = 0;
+// The integer weights of a block of 32 (Q8_0, Q4_0, Q5_0 signed; Q4_1, Q5_1 unsigned, with
+// an offset m), its scale d and its offset m (0 for the symmetric types).
+void decode_b32(DType t, const uint8_t* p, int* q, float* d, float* m) {
+  uint16_t h[2];
+  std::memcpy(h, p, 4);
+  *d = f16_to_f32(h[0]);
+  *m = t == DType::Q4_1 || t == DType::Q5_1 ? f16_to_f32(h[1]) : 0.0f;
   if (t == DType::Q8_0) {
-    const auto* q = reinterpret_cast<const int8_t*>(p + 2);
-    for (int e = 0; e < kQ32; ++e) s += int32_t(q[e]) * x.qs[e];
-  } else {
-    const uint8_t* q = p + 2;
-    for (int e = 0; e < kQ32 / 2; ++e)
-      s += ((q[e] & 0xF) - 8) * x.qs[e] + ((q[e] >> 4) - 8) * x.qs[e + 16];
+    for (int e = 0; e < kQ32; ++e) q[e] = int8_t(p[2 + e]);
+    return;
   }
-  return f16_to_f32(dh) * x.d * float(s);
+  const int hdr = t == DType::Q4_1 || t == DType::Q5_1 ? 4 : 2;  // bytes before qh (or qs)
+  const bool five = t == DType::Q5_0 || t == DType::Q5_1;
+  uint32_t qh = 0;
+  if (five) std::memcpy(&qh, p + hdr, 4);
+  const uint8_t* qs = p + hdr + (five ? 4 : 0);
+  const int off = t == DType::Q4_0 ? 8 : t == DType::Q5_0 ? 16 : 0;
+  for (int e = 0; e < kQ32 / 2; ++e) {
+    q[e] = ((qs[e] & 0xF) | int((qh >> e) & 1) << 4) - off;
+    q[e + 16] = ((qs[e] >> 4) | int((qh >> (e + 16)) & 1) << 4) - off;
+  }
+}
+
+float b32dot(DType t, const uint8_t* p, const ActQ8B& x) {
+  int q[kQ32];
+  float d, m;
+  decode_b32(t, p, q, &d, &m);
+  int32_t s = 0;
+  for (int e = 0; e < kQ32; ++e) s += q[e] * x.qs[e];
+  return d * x.d * float(s) + m * x.d * float(x.sum);
 }
 
 void gemm_fast(const GemmArgs& a, int64_t r0, int64_t r1) {

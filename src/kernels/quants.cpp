@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 namespace whale {
 
@@ -84,6 +85,44 @@ void dequant_q4_0(const uint8_t* p, float* y) {
     y[j] = float(x0) * d;
     y[j + QK4_0 / 2] = float(x1) * d;
   }
+}
+
+void dequant_q4_1(const uint8_t* p, float* y) {
+  block_q4_1 b;
+  std::memcpy(&b, p, sizeof b);
+  const float d = ld_f16(b.d), m = ld_f16(b.m);
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    y[j] = float(b.qs[j] & 0x0F) * d + m;
+    y[j + QK4_0 / 2] = float(b.qs[j] >> 4) * d + m;
+  }
+}
+
+// The 5-bit quants of a Q5_0 / Q5_1 block, 0..31, in element order.
+void unpack_q5(const uint8_t* qh4, const uint8_t* qs, int* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qh4, 4);
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    q[j] = (qs[j] & 0x0F) | int((qh >> j) & 1) << 4;
+    q[j + QK4_0 / 2] = (qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
+  }
+}
+
+void dequant_q5_0(const uint8_t* p, float* y) {
+  block_q5_0 b;
+  std::memcpy(&b, p, sizeof b);
+  const float d = ld_f16(b.d);
+  int q[QK4_0];
+  unpack_q5(b.qh, b.qs, q);
+  for (int j = 0; j < QK4_0; ++j) y[j] = float(q[j] - 16) * d;
+}
+
+void dequant_q5_1(const uint8_t* p, float* y) {
+  block_q5_1 b;
+  std::memcpy(&b, p, sizeof b);
+  const float d = ld_f16(b.d), m = ld_f16(b.m);
+  int q[QK4_0];
+  unpack_q5(b.qh, b.qs, q);
+  for (int j = 0; j < QK4_0; ++j) y[j] = float(q[j]) * d + m;
 }
 
 void dequant_q4_K(const uint8_t* p, float* y) {
@@ -191,6 +230,70 @@ void quant_q4_0(const float* x, uint8_t* p) {
     const int xi1 = std::min(15, trunc_to_int(x1 + 8.5f, -128, 127));
     b.qs[j] = uint8_t(xi0 | (xi1 << 4));
   }
+  std::memcpy(p, &b, sizeof b);
+}
+
+// Q4_1 / Q5_1 (ggml's quantize_row_q4_1_ref / q5_1_ref): x ~ d * q + min over the block's
+// range, q = (x - min) / d rounded half up, 2^bits - 1 steps.
+template <int Bits>
+void quant_affine(const float* x, uint16_t* d_out, uint16_t* m_out, uint8_t* qh4, uint8_t* qs) {
+  float min = std::numeric_limits<float>::max(), max = -std::numeric_limits<float>::max();
+  for (int j = 0; j < QK4_0; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / ((1 << Bits) - 1);
+  const float id = d ? 1.0f / d : 0.0f;
+  *d_out = f32_to_f16(d);
+  *m_out = f32_to_f16(min);
+  uint32_t qh = 0;
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    const float x0 = (x[j] - min) * id;
+    const float x1 = (x[QK4_0 / 2 + j] - min) * id;
+    // Q4_1: MIN(15, (int8_t)(v + 0.5f)); Q5_1: (uint8_t)(v + 0.5f) (in range 0..31 here)
+    const int xi0 = Bits == 4 ? std::min(15, trunc_to_int(x0 + 0.5f, -128, 127)) : trunc_to_int(x0 + 0.5f, 0, 255);
+    const int xi1 = Bits == 4 ? std::min(15, trunc_to_int(x1 + 0.5f, -128, 127)) : trunc_to_int(x1 + 0.5f, 0, 255);
+    qs[j] = uint8_t((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+    qh |= uint32_t((xi0 & 0x10) >> 4) << j;
+    qh |= uint32_t((xi1 & 0x10) >> 4) << (j + QK4_0 / 2);
+  }
+  if (qh4) std::memcpy(qh4, &qh, 4);
+}
+
+void quant_q4_1(const float* x, uint8_t* p) {
+  block_q4_1 b;
+  quant_affine<4>(x, &b.d, &b.m, nullptr, b.qs);
+  std::memcpy(p, &b, sizeof b);
+}
+
+void quant_q5_1(const float* x, uint8_t* p) {
+  block_q5_1 b;
+  quant_affine<5>(x, &b.d, &b.m, b.qh, b.qs);
+  std::memcpy(p, &b, sizeof b);
+}
+
+// ggml's quantize_row_q5_0_ref: as Q4_0 with 32 steps, d = max / -16.
+void quant_q5_0(const float* x, uint8_t* p) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK4_0; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  const float d = max / -16;
+  const float id = d ? 1.0f / d : 0.0f;
+  block_q5_0 b;
+  b.d = f32_to_f16(d);
+  uint32_t qh = 0;
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    const int xi0 = std::min(31, trunc_to_int(x[j] * id + 16.5f, -128, 127));
+    const int xi1 = std::min(31, trunc_to_int(x[QK4_0 / 2 + j] * id + 16.5f, -128, 127));
+    b.qs[j] = uint8_t((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+    qh |= uint32_t((xi0 & 0x10) >> 4) << j;
+    qh |= uint32_t((xi1 & 0x10) >> 4) << (j + QK4_0 / 2);
+  }
+  std::memcpy(b.qh, &qh, 4);
   std::memcpy(p, &b, sizeof b);
 }
 
@@ -481,6 +584,9 @@ DequantBlockFn dequant_fn(DType t) {
     case DType::Q4_K: return dequant_q4_K;
     case DType::Q5_K: return dequant_q5_K;
     case DType::Q6_K: return dequant_q6_K;
+    case DType::Q4_1: return dequant_q4_1;
+    case DType::Q5_0: return dequant_q5_0;
+    case DType::Q5_1: return dequant_q5_1;
     default: return nullptr;
   }
 }
@@ -492,6 +598,9 @@ QuantBlockFn quant_fn(DType t) {
     case DType::Q4_K: return quant_q4_K;
     case DType::Q5_K: return quant_q5_K;
     case DType::Q6_K: return quant_q6_K;
+    case DType::Q4_1: return quant_q4_1;
+    case DType::Q5_0: return quant_q5_0;
+    case DType::Q5_1: return quant_q5_1;
     default: return nullptr;
   }
 }

@@ -12,6 +12,19 @@
 //     x[e]      = d * ((qs[e] & 0xF) - 8)    e in 0..15  (low nibbles)
 //     x[e + 16] = d * ((qs[e] >> 4)  - 8)    e in 0..15  (high nibbles)
 //
+// Q4_1 (32 elements, 20 bytes):   f16 d; f16 m; uint8 qs[16]
+//     x[e] = d * q[e] + m, q as Q4_0's nibbles (0..15, no offset)
+//
+// Q5_0 (32 elements, 22 bytes):   f16 d; uint8 qh[4]; uint8 qs[16]
+//     q[e] = nibble as Q4_0 | bit e of the little-endian word qh, moved to bit 4 (0..31)
+//     x[e] = d * (q[e] - 16)
+//
+// Q5_1 (32 elements, 24 bytes):   f16 d; f16 m; uint8 qh[4]; uint8 qs[16]
+//     x[e] = d * q[e] + m, q as Q5_0's
+//
+// (llama.cpp writes Q5_0 / Q5_1 where a Q4_K / Q5_K tensor's rows do not split into
+// super-blocks, e.g. DeepSeek-V2-Lite's expert down projections, 1408 columns.)
+//
 // Super-blocks of the K-quants hold QK_K = 256 elements.
 //
 // Q4_K (144 bytes):  f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]
@@ -68,6 +81,28 @@ struct block_q4_0 {
 };
 static_assert(sizeof(block_q4_0) == 18, "wrong q4_0 block size");
 
+struct block_q4_1 {
+  uint16_t d;  // f16 scale
+  uint16_t m;  // f16 offset (the block's minimum)
+  uint8_t qs[QK4_0 / 2];
+};
+static_assert(sizeof(block_q4_1) == 20, "wrong q4_1 block size");
+
+struct block_q5_0 {
+  uint16_t d;     // f16 scale
+  uint8_t qh[4];  // fifth bits, bit e = element e
+  uint8_t qs[QK4_0 / 2];
+};
+static_assert(sizeof(block_q5_0) == 22, "wrong q5_0 block size");
+
+struct block_q5_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[QK4_0 / 2];
+};
+static_assert(sizeof(block_q5_1) == 24, "wrong q5_1 block size");
+
 struct block_q4_K {
   uint16_t d;     // f16 super-block scale of the quantized scales
   uint16_t dmin;  // f16 super-block scale of the quantized mins
@@ -108,8 +143,8 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 // Works for every DType; F8_E4M3 gives the raw e4m3 values (no block scale applied).
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 
-// Reference quantizer, n a multiple of the block size. Q8_0 and Q4_0 reproduce ggml's
-// quantize_row_q8_0_ref / quantize_row_q4_0_ref; the K-quants follow ggml's reference
+// Reference quantizer, n a multiple of the block size. Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1
+// reproduce ggml's quantize_row_*_ref; the K-quants follow ggml's reference
 // quantizers (make_qkx2_quants for Q4_K/Q5_K, make_qx_quants for Q6_K). F8_E4M3 is not
 // supported (aborts).
 void quantize_row(DType t, const float* src, void* dst, int64_t n);

@@ -89,8 +89,6 @@ bool use_more_bits(int64_t i, int64_t n) {
   return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
 
-bool is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
-
 // GPT-2's byte-level alphabet: byte b as the code point its BPE vocabularies use.
 std::string byte_token(int b) {
   int cp = b;
@@ -128,7 +126,8 @@ namespace {
 const WeightType kWeightTypes[] = {
     {"F32", DType::F32, TypeMix::None, 0, "all F32"},     {"F16", DType::F16, TypeMix::None, 1, "F16"},
     {"BF16", DType::BF16, TypeMix::None, 32, "BF16"},     {"Q8_0", DType::Q8_0, TypeMix::None, 7, "Q8_0"},
-    {"Q4_0", DType::Q4_0, TypeMix::None, 2, "Q4_0"},
+    {"Q4_0", DType::Q4_0, TypeMix::None, 2, "Q4_0"},     {"Q4_1", DType::Q4_1, TypeMix::None, 3, "Q4_1"},
+    {"Q5_0", DType::Q5_0, TypeMix::None, 8, "Q5_0"},     {"Q5_1", DType::Q5_1, TypeMix::None, 9, "Q5_1"},
     // Pure K-quant files have no llama_ftype of their own: llama.cpp's "mostly" ids are used.
     {"Q4_K", DType::Q4_K, TypeMix::None, 14, "Q4_K - Small"},
     {"Q5_K", DType::Q5_K, TypeMix::None, 16, "Q5_K - Small"},
@@ -168,10 +167,10 @@ bool is_quantizable(const std::string& name, size_t n_dims) {
 // a multiple of 256); attn_v and every ffn_down* (dense, routed experts, shared experts; layer
 // taken from the name) in Q6_K where use_more_bits; the 8-expert (Mixtral) bumps. attn_kv_b
 // follows the attn_v rule as current llama.cpp has it (builds of early 2025 leave it at the
-// base type). Then the fallback when a row does not split into blocks: llama.cpp takes Q5_0
-// for Q4_K and Q5_1 for Q5_K, which whale does not have, so every K-quant falls back to Q8_0
-// (Q6_K's own fallback), and to F16 when the row is not a multiple of 32 either (as Q8_0 and
-// Q4_0 do). Pure types skip the rule (llama-quantize --pure) but keep the fallback.
+// base type). Then tensor_type_fallback, for rows that do not split into blocks: Q5_0 for
+// Q4_K, Q5_1 for Q5_K, Q8_0 for Q6_K, and F16 when the row is not a multiple of 32 either
+// (the blocks of 32 go straight to F16). Pure types skip the rule (llama-quantize --pure) but
+// keep the fallback.
 DType choose_tensor_type(const WeightType& t, const std::string& name, int64_t row_len,
                          const TypeContext& ctx) {
   DType ty = t.base;
@@ -196,8 +195,11 @@ DType choose_tensor_type(const WeightType& t, const std::string& name, int64_t r
     }
   }
   if (row_len % dtype_info(ty).block_elems == 0) return ty;
-  if (is_k_quant(ty) && row_len % QK8_0 == 0) return DType::Q8_0;
-  return DType::F16;
+  const DType fallback = ty == DType::Q4_K   ? DType::Q5_0
+                         : ty == DType::Q5_K ? DType::Q5_1
+                         : ty == DType::Q6_K ? DType::Q8_0
+                                             : ty;
+  return row_len % dtype_info(fallback).block_elems == 0 ? fallback : DType::F16;
 }
 
 void assign_types(std::vector<TensorPlan>& plan, const WeightType& t, const TypeContext& ctx) {
