@@ -204,6 +204,14 @@ TEST(Shapes, LlamaCppTypeRule) {
   EXPECT_EQ(choose_tensor_type(m, "blk.3.ffn_down_exps.weight", 1400, ctx), DType::F16);  // not even 32
   EXPECT_EQ(choose_tensor_type(parse_weight_type("Q5_K_M"), "blk.4.ffn_up.weight", 1536, ctx), DType::Q5_K);
   EXPECT_EQ(choose_tensor_type(parse_weight_type("Q8_0"), "output.weight", 100, ctx), DType::F16);
+  // llama-quantize Q4_0 / Q4_1 / Q5_0 / Q5_1: the output head in Q6_K, the rest in the base type
+  for (const char* legacy : {"Q4_0", "Q4_1", "Q5_0", "Q5_1"}) {
+    const WeightType t = parse_weight_type(legacy);
+    EXPECT_EQ(choose_tensor_type(t, "output.weight", 1536, ctx), DType::Q6_K) << legacy;
+    EXPECT_EQ(choose_tensor_type(t, "output.weight", 1504, ctx), DType::Q8_0) << legacy;
+    EXPECT_EQ(choose_tensor_type(t, "blk.0.ffn_down.weight", 8960, ctx), t.base) << legacy;
+    EXPECT_EQ(choose_tensor_type(t, "blk.0.attn_v.weight", 1536, ctx), t.base) << legacy;
+  }
   EXPECT_FALSE(is_quantizable("blk.0.ffn_gate_inp.weight", 2));
   EXPECT_FALSE(is_quantizable("blk.0.attn_norm.weight", 1));
   EXPECT_TRUE(is_quantizable("blk.0.attn_k_b.weight", 3));

@@ -126,8 +126,9 @@ namespace {
 const WeightType kWeightTypes[] = {
     {"F32", DType::F32, TypeMix::None, 0, "all F32"},     {"F16", DType::F16, TypeMix::None, 1, "F16"},
     {"BF16", DType::BF16, TypeMix::None, 32, "BF16"},     {"Q8_0", DType::Q8_0, TypeMix::None, 7, "Q8_0"},
-    {"Q4_0", DType::Q4_0, TypeMix::None, 2, "Q4_0"},     {"Q4_1", DType::Q4_1, TypeMix::None, 3, "Q4_1"},
-    {"Q5_0", DType::Q5_0, TypeMix::None, 8, "Q5_0"},     {"Q5_1", DType::Q5_1, TypeMix::None, 9, "Q5_1"},
+    // The blocks of 32 as llama-quantize makes them (output head in Q6_K).
+    {"Q4_0", DType::Q4_0, TypeMix::Legacy, 2, "Q4_0"},   {"Q4_1", DType::Q4_1, TypeMix::Legacy, 3, "Q4_1"},
+    {"Q5_0", DType::Q5_0, TypeMix::Legacy, 8, "Q5_0"},   {"Q5_1", DType::Q5_1, TypeMix::Legacy, 9, "Q5_1"},
     // Pure K-quant files have no llama_ftype of their own: llama.cpp's "mostly" ids are used.
     {"Q4_K", DType::Q4_K, TypeMix::None, 14, "Q4_K - Small"},
     {"Q5_K", DType::Q5_K, TypeMix::None, 16, "Q5_K - Small"},
@@ -163,9 +164,10 @@ bool is_quantizable(const std::string& name, size_t n_dims) {
 }
 
 // llama.cpp's llama_tensor_get_type (src/llama-quant.cpp), the branches that matter for
-// Q4_K_M / Q5_K_M: the output head (or token_embd when tied) in Q6_K (Q8_0 if its rows are not
-// a multiple of 256); attn_v and every ffn_down* (dense, routed experts, shared experts; layer
-// taken from the name) in Q6_K where use_more_bits; the 8-expert (Mixtral) bumps. attn_kv_b
+// Q4_K_M / Q5_K_M and Q4_0 / Q4_1 / Q5_0 / Q5_1: the output head (or token_embd when tied) in
+// Q6_K (Q8_0 if its rows are not a multiple of 256); for the K_M mixes attn_v and every
+// ffn_down* (dense, routed experts, shared experts; layer taken from the name) in Q6_K where
+// use_more_bits; the 8-expert (Mixtral) bumps. attn_kv_b
 // follows the attn_v rule as current llama.cpp has it (builds of early 2025 leave it at the
 // base type). Then tensor_type_fallback, for rows that do not split into blocks: Q5_0 for
 // Q4_K, Q5_1 for Q5_K, Q8_0 for Q6_K, and F16 when the row is not a multiple of 32 either
@@ -177,21 +179,22 @@ DType choose_tensor_type(const WeightType& t, const std::string& name, int64_t r
   if (t.mix != TypeMix::None) {
     const int64_t il = layer_of(name), n = std::max(ctx.n_layer, il + 1);
     const bool more = use_more_bits(il, n);
+    const bool k_mix = t.mix == TypeMix::Q4_K_M || t.mix == TypeMix::Q5_K_M;
     if (name == "output.weight" || (!ctx.has_output && name == "token_embd.weight")) {
       ty = row_len % QK_K == 0 ? DType::Q6_K : DType::Q8_0;
     } else if (name == "token_embd.weight") {
       // the base type
     } else if (contains(name, "attn_v.weight") || contains(name, "attn_kv_b.weight")) {
-      if (more) ty = DType::Q6_K;
+      if (more && k_mix) ty = DType::Q6_K;
       if (ctx.n_expert == 8) ty = DType::Q8_0;
     } else if (contains(name, "attn_k.weight")) {
       if (ctx.n_expert == 8) ty = DType::Q8_0;
     } else if (contains(name, "ffn_down")) {
-      if (more) ty = DType::Q6_K;
+      if (more && k_mix) ty = DType::Q6_K;
     } else if (contains(name, "attn_output.weight")) {
       if (ctx.n_expert == 8 && t.mix == TypeMix::Q4_K_M) ty = DType::Q5_K;
     } else if (contains(name, "attn_qkv.weight")) {
-      ty = t.mix == TypeMix::Q4_K_M ? DType::Q5_K : DType::Q6_K;
+      if (k_mix) ty = t.mix == TypeMix::Q4_K_M ? DType::Q5_K : DType::Q6_K;
     }
   }
   if (row_len % dtype_info(ty).block_elems == 0) return ty;

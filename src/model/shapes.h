@@ -33,8 +33,10 @@ const ShapeSpec& find_shape(const std::string& name);  // whale::Error listing t
 // llama.cpp), or one attn_kv_b [H*(dn+dv), c] (llama.cpp before the MLA split, e.g. Feb 2025).
 enum class MlaLayout { Split, KvB };
 
-// Target type of a whole file: one type for every weight matrix ("pure"), or a llama.cpp mix.
-enum class TypeMix { None, Q4_K_M, Q5_K_M };
+// Target type of a whole file: one type for every weight matrix ("pure"), or a llama.cpp mix:
+// the K_M mixes, or what llama-quantize does for the blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1:
+// the output head in Q6_K and the 8-expert bumps, everything else in the base type).
+enum class TypeMix { None, Legacy, Q4_K_M, Q5_K_M };
 struct WeightType {
   std::string name;     // as the user spells it, upper case: "Q4_K_M", "BF16"
   DType base;           // type of most matrices
