@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   fmt::print("threads {}, W {}x{}; GMAC per CPU-second, median of {}\n", threads, rows, cols, reps);
   fmt::print("{:6}", "n_tok");
   std::vector<DType> types;
-  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0})
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1})
     if (only_type.empty() || only_type == dtype_name(t)) types.push_back(t);
   for (DType t : types) fmt::print(" {:>8}", dtype_name(t));
   fmt::print("\n");

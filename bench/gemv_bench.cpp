@@ -8,7 +8,7 @@
 // -c 1 instead runs one 512 x 1536 matrix (it stays in L2) 200 times per rep: the kernels'
 // compute speed alone.
 //
-//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES] [-c 0|1]   (TYPES e.g. q4k,q5k,q6k,q8_0)
+//   whale_gemv_bench [-t THREADS] [-r REPS] [-l LAYERS] [-T TYPES] [-c 0|1]   (TYPES e.g. q4k,q5k,q6k,q8_0,q5_0)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   if (types_arg.find("q4k") != std::string::npos) types.push_back(DType::Q4_K);
   if (types_arg.find("q5k") != std::string::npos) types.push_back(DType::Q5_K);
   if (types_arg.find("q6k") != std::string::npos) types.push_back(DType::Q6_K);
-  if (types_arg.find("q8_0") != std::string::npos) types.push_back(DType::Q8_0);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1})
+    if (types_arg.find(dtype_name(t)) != std::string::npos) types.push_back(t);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> x(8960), y(8960), row(8960);
