@@ -26,6 +26,7 @@ inline __m256i emulated_dpbusd(__m256i acc, __m256i u, __m256i s) {
 #define _mm256_dpbusd_epi32 emulated_dpbusd
 #define WHALE_KERN_NS vnni_emulated
 #define WHALE_KERN_NAME "avx2+emulated-vnni"
+#define WHALE_KERN_AVX512BW 0
 #define WHALE_KERN_VNNI 1
 #include "kernels/qkernels_x86.inc"
 

@@ -3,6 +3,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define WHALE_KERN_NS avx2
 #define WHALE_KERN_NAME "avx2"
+#define WHALE_KERN_AVX512BW 0
 #define WHALE_KERN_VNNI 0
 #include "kernels/qkernels_x86.inc"
 

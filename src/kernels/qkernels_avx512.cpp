@@ -4,6 +4,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define WHALE_KERN_NS avx512
 #define WHALE_KERN_NAME "avx512"
+#define WHALE_KERN_AVX512BW 1
 #define WHALE_KERN_VNNI 1
 #include "kernels/qkernels_x86.inc"
 
