@@ -138,30 +138,23 @@ void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
   const bool fast_mode = matmul_precision() == MatmulPrecision::Fast;
   constexpr int64_t kTile = 8;  // rows per tile of the fast K-quant kernel (a multiple of every kernel's tile)
 
-  // Per job: kernel arguments, path, cumulative tile count, and which job's quantized
-  // activations it reads (itself, or the job before it when that has the same X). Grow-only,
-  // per thread.
-  thread_local std::vector<kern::GemmArgs> args;
-  thread_local std::vector<int64_t> tile_end, act_of;
-  thread_local std::vector<size_t> xk_off, xb_off;  // per job: offset into the buffers (or SIZE_MAX)
-  thread_local std::vector<uint8_t> fast;
-  if (args.size() < size_t(n_jobs)) {
-    args.resize(size_t(n_jobs));
-    tile_end.resize(size_t(n_jobs));
-    act_of.resize(size_t(n_jobs));
-    xk_off.resize(size_t(n_jobs));
-    xb_off.resize(size_t(n_jobs));
-    fast.resize(size_t(n_jobs));
-  }
-  // Plain pointers for the lambdas below: inside a worker, the name of a thread_local refers
-  // to the worker's own (empty) copy.
-  kern::GemmArgs* const A = args.data();
-  int64_t* const tiles_to = tile_end.data();
-  int64_t* const owner = act_of.data();
-  size_t* const k_at = xk_off.data();
-  size_t* const b_at = xb_off.data();
-  uint8_t* const is_fast = fast.data();
+  // Per job: kernel arguments, path, cumulative tile count, which job's quantized activations
+  // it reads (itself, or the job before it when that has the same X) and, for a job that owns
+  // its X, where its quantized activations go. Grow-only, per thread.
   constexpr size_t kNone = SIZE_MAX;
+  struct JobPlan {
+    kern::GemmArgs args;
+    int64_t tile_end;    // tiles of jobs 0 .. this one
+    int64_t item_end;    // tokens to quantize of jobs 0 .. this one
+    int64_t owner;       // the job whose quantized activations this one reads
+    size_t k_at, b_at;   // offset into the ActQ8K / ActQ8B buffers, or kNone
+    bool fast;
+  };
+  thread_local std::vector<JobPlan> plans;
+  if (plans.size() < size_t(n_jobs)) plans.resize(size_t(n_jobs));
+  // A plain pointer for the lambdas below: inside a worker, the name of a thread_local refers
+  // to the worker's own (empty) copy.
+  JobPlan* const P = plans.data();
   int64_t n_tiles = 0, max_cols = 0;
   size_t nk = 0, nb = 0;  // ActQ8K / ActQ8B blocks needed
   bool need_scratch = false;
@@ -169,29 +162,30 @@ void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
     const MatmulJob& j = jobs[i];
     const Matrix& W = *j.W;
     WHALE_ASSERT(j.ldx >= W.cols && j.ldy >= W.rows && j.n_tok > 0 && W.rows > 0);
-    is_fast[i] = fast_mode && has_fast_path(W.dtype);
-    need_scratch = need_scratch || !is_fast[i];
+    JobPlan& p = P[i];
+    p.fast = fast_mode && has_fast_path(W.dtype);
+    need_scratch = need_scratch || !p.fast;
     max_cols = std::max(max_cols, W.cols);
-    A[i] = kern::GemmArgs{.wtype = W.dtype, .w = W.data, .w_row_bytes = W.row_bytes, .cols = W.cols,
-                                     .n_tok = j.n_tok, .x = j.X, .ldx = j.ldx, .xq = nullptr, .xq_stride = 0,
-                                     .y = j.Y, .ldy = j.ldy};
+    p.args = kern::GemmArgs{.wtype = W.dtype, .w = W.data, .w_row_bytes = W.row_bytes, .cols = W.cols,
+                            .n_tok = j.n_tok, .x = j.X, .ldx = j.ldx, .xq = nullptr, .xq_stride = 0,
+                            .y = j.Y, .ldy = j.ldy};
     n_tiles += (W.rows + kTile - 1) / kTile;
-    tiles_to[i] = n_tiles;
+    p.tile_end = n_tiles;
     const MatmulJob* prev = i > 0 ? &jobs[i - 1] : nullptr;  // sharing jobs come in a row (gate, up)
     const bool shares = prev && prev->X == j.X && prev->n_tok == j.n_tok && prev->ldx == j.ldx && prev->W->cols == W.cols;
-    owner[i] = shares ? owner[i - 1] : i;
-    k_at[i] = b_at[i] = kNone;
+    p.owner = shares ? P[i - 1].owner : i;
+    p.k_at = p.b_at = kNone;
   }
   // Offsets of the quantized activations: a job that owns its X reserves the formats that it
   // and the jobs sharing its X need.
   for (int64_t i = 0; i < n_jobs; ++i) {
-    if (!is_fast[i]) continue;
-    const int64_t o = owner[i];
-    const int64_t cols = jobs[o].W->cols, n = jobs[o].n_tok;
-    if (is_kquant(jobs[i].W->dtype)) {
-      if (k_at[o] == kNone) k_at[o] = nk, nk += size_t(n * (cols / kern::kQK));
-    } else if (b_at[o] == kNone) {
-      b_at[o] = nb, nb += size_t(n * (cols / kern::kQ32));
+    if (!P[i].fast) continue;
+    JobPlan& o = P[P[i].owner];
+    const int64_t cols = o.args.cols, n = o.args.n_tok;
+    if (is_kquant(P[i].args.wtype)) {
+      if (o.k_at == kNone) o.k_at = nk, nk += size_t(n * (cols / kern::kQK));
+    } else if (o.b_at == kNone) {
+      o.b_at = nb, nb += size_t(n * (cols / kern::kQ32));
     }
   }
   if (nk + nb > 0) {
@@ -201,36 +195,35 @@ void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
     thread_local std::vector<kern::ActQ8B> buf_b;
     kern::ActQ8K* xk = scratch(buf_k, std::max<size_t>(nk, 1));
     kern::ActQ8B* xb = scratch(buf_b, std::max<size_t>(nb, 1));
-    thread_local std::vector<int64_t> item_end_buf;  // cumulative tokens of the owning jobs
-    int64_t* const item_end = scratch(item_end_buf, size_t(n_jobs));
     int64_t items = 0;
     for (int64_t i = 0; i < n_jobs; ++i) {
-      const bool owns = k_at[i] != kNone || b_at[i] != kNone;
-      items += owns ? jobs[i].n_tok : 0;
-      item_end[i] = items;
+      const bool owns = P[i].k_at != kNone || P[i].b_at != kNone;
+      items += owns ? P[i].args.n_tok : 0;
+      P[i].item_end = items;
     }
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      int64_t i = std::upper_bound(item_end, item_end + n_jobs, b) - item_end;  // the job of item b
+      // the job of item b
+      int64_t i = std::upper_bound(P, P + n_jobs, b, [](int64_t v, const JobPlan& p) { return v < p.item_end; }) - P;
       for (int64_t it = b; it < e; ++it) {
-        while (item_end[i] <= it) ++i;
-        const int64_t t = it - (i > 0 ? item_end[i - 1] : 0);
-        const MatmulJob& j = jobs[i];
-        const int64_t cols = j.W->cols;
-        if (k_at[i] != kNone)
-          kern::quantize_act_q8K(j.X + t * j.ldx, xk + k_at[i] + t * (cols / kern::kQK), cols);
-        if (b_at[i] != kNone)
-          kern::quantize_act_q8B(j.X + t * j.ldx, xb + b_at[i] + t * (cols / kern::kQ32), cols);
+        while (P[i].item_end <= it) ++i;
+        const JobPlan& p = P[i];
+        const int64_t t = it - (i > 0 ? P[i - 1].item_end : 0), cols = p.args.cols;
+        const float* x = p.args.x + t * p.args.ldx;
+        if (p.k_at != kNone) kern::quantize_act_q8K(x, xk + p.k_at + t * (cols / kern::kQK), cols);
+        if (p.b_at != kNone) kern::quantize_act_q8B(x, xb + p.b_at + t * (cols / kern::kQ32), cols);
       }
     });
     for (int64_t i = 0; i < n_jobs; ++i) {
-      if (!is_fast[i]) continue;
-      const int64_t o = owner[i], cols = jobs[i].W->cols;
-      if (is_kquant(A[i].wtype)) {
-        A[i].xq = reinterpret_cast<const uint8_t*>(xk + k_at[o]);
-        A[i].xq_stride = size_t(cols / kern::kQK) * sizeof(kern::ActQ8K);
+      JobPlan& p = P[i];
+      if (!p.fast) continue;
+      const JobPlan& o = P[p.owner];
+      const int64_t cols = p.args.cols;
+      if (is_kquant(p.args.wtype)) {
+        p.args.xq = reinterpret_cast<const uint8_t*>(xk + o.k_at);
+        p.args.xq_stride = size_t(cols / kern::kQK) * sizeof(kern::ActQ8K);
       } else {
-        A[i].xq = reinterpret_cast<const uint8_t*>(xb + b_at[o]);
-        A[i].xq_stride = size_t(cols / kern::kQ32) * sizeof(kern::ActQ8B);
+        p.args.xq = reinterpret_cast<const uint8_t*>(xb + o.b_at);
+        p.args.xq_stride = size_t(cols / kern::kQ32) * sizeof(kern::ActQ8B);
       }
     }
   }
@@ -240,14 +233,15 @@ void run_jobs(const MatmulJob* jobs, int64_t n_jobs) {
   const ChunkScratch cs = chunk_scratch(need_scratch ? n_tiles : 0, grain, size_t(kern::kExactRows * max_cols));
   pool.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e) {
     // the first job whose tiles reach past b
-    int64_t i = std::upper_bound(tiles_to, tiles_to + n_jobs, b) - tiles_to;
+    int64_t i = std::upper_bound(P, P + n_jobs, b, [](int64_t v, const JobPlan& p) { return v < p.tile_end; }) - P;
     for (; i < n_jobs; ++i) {
-      const int64_t first = i > 0 ? tiles_to[i - 1] : 0;
+      const JobPlan& p = P[i];
+      const int64_t first = i > 0 ? P[i - 1].tile_end : 0;
       if (first >= e) break;
-      const int64_t lo = std::max(b, first), hi = std::min(e, tiles_to[i]);
+      const int64_t lo = std::max(b, first), hi = std::min(e, p.tile_end);
       const int64_t r0 = (lo - first) * kTile, r1 = std::min(jobs[i].W->rows, (hi - first) * kTile);
-      if (is_fast[i]) ks.gemm_fast(A[i], r0, r1);
-      else ks.gemm_exact(A[i], r0, r1, need_scratch ? cs.at(b) : nullptr);
+      if (p.fast) ks.gemm_fast(p.args, r0, r1);
+      else ks.gemm_exact(p.args, r0, r1, need_scratch ? cs.at(b) : nullptr);
     }
   });
 }
