@@ -417,49 +417,46 @@ TEST(Quants, Q8_0KnownQuantization) {
   for (int i = 8; i < 32; ++i) EXPECT_EQ(q[2 + i], 0);
 }
 
-TEST(Quants, Q4_0KnownQuantization) {
-  // The signed value of largest magnitude (-8) gives d = max / -8 = 1, and q = (int)(x/d + 8.5)
-  // clamped to 15: round half up around the offset 8.
-  std::vector<float> x(32, 0.0f);
-  const float vals[] = {-8.0f, 7.5f, 0.5f, -0.5f, 0.49f, 3.2f, -2.6f, 100.0f / 13};
-  const int want[] = {0, 15, 9, 8, 8, 11, 5, 15};
-  for (int i = 0; i < 8; ++i) x[i] = vals[i];
-  std::vector<uint8_t> q = quantize(DType::Q4_0, x);
-  EXPECT_EQ(rd16(q.data()), 0x3c00);
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(q[2 + i] & 15, want[i]) << i;
-  for (int i = 16; i < 32; ++i) EXPECT_EQ(q[2 + i - 16] >> 4, 8) << i;
-  // A positive extreme flips the sign of d: x = 8 -> q 0 -> value (0-8)*(-1) = 8, and
-  // x = -8 clamps to q 15 -> -7.
-  std::fill(x.begin(), x.end(), 0.0f);
-  x[0] = 8.0f;
-  x[1] = -8.0f;
-  q = quantize(DType::Q4_0, x);
-  EXPECT_EQ(rd16(q.data()), 0xbc00);
-  const std::vector<float> y = dequantize(DType::Q4_0, q, 32);
-  EXPECT_EQ(y[0], 8.0f);
-  EXPECT_EQ(y[1], -7.0f);
+// Quant e (unsigned) of a Q4_0 or Q5_0 block.
+int symmetric_quant(DType t, const uint8_t* b, int e) {
+  if (t == DType::Q5_0) return q5_quant(b + 2, b + 6, e);
+  return e < 16 ? (b[2 + e] & 15) : (b[2 + e - 16] >> 4);
 }
 
-TEST(Quants, Q5_0KnownQuantization) {
-  // The signed value of largest magnitude (-16) gives d = max / -16 = 1, and q = (int)(x/d +
-  // 16.5) clamped to 31: round half up around the offset 16.
-  std::vector<float> x(32, 0.0f);
-  const float vals[] = {-16.0f, 15.5f, 0.5f, -0.5f, 0.49f, 3.2f, -2.6f};
-  const int want[] = {0, 31, 17, 16, 16, 19, 13};
-  for (int i = 0; i < 7; ++i) x[i] = vals[i];
-  std::vector<uint8_t> q = quantize(DType::Q5_0, x);
-  EXPECT_EQ(rd16(q.data()), 0x3c00);
-  for (int i = 0; i < 7; ++i) EXPECT_EQ(q5_quant(q.data() + 2, q.data() + 6, i), want[i]) << i;
-  for (int i = 7; i < 32; ++i) EXPECT_EQ(q5_quant(q.data() + 2, q.data() + 6, i), 16) << i;
-  // A positive extreme flips the sign of d: x = 16 -> q 0 -> 16, x = -16 clamps to q 31 -> -15.
-  std::fill(x.begin(), x.end(), 0.0f);
-  x[0] = 16.0f;
-  x[20] = -16.0f;
-  q = quantize(DType::Q5_0, x);
-  EXPECT_EQ(rd16(q.data()), 0xbc00);
-  const std::vector<float> y = dequantize(DType::Q5_0, q, 32);
-  EXPECT_EQ(y[0], 16.0f);
-  EXPECT_EQ(y[20], -15.0f);
+TEST(Quants, Q4_0AndQ5_0KnownQuantization) {
+  // The signed value of largest magnitude (-Z: Z = 8 for Q4_0, 16 for Q5_0) gives d = max / -Z
+  // = 1, and q = (int)(x/d + Z + 0.5) clamped to 2Z - 1: round half up around the offset Z.
+  // A positive extreme flips the sign of d: x = Z -> q 0 -> value Z, and x = -Z clamps to
+  // q 2Z - 1 -> -(Z - 1).
+  struct Case {
+    DType t;
+    int zero;
+    std::vector<float> vals;
+    std::vector<int> want;
+    int negative_at;  // where the flipped block puts -Z
+  };
+  const Case cases[] = {
+      {DType::Q4_0, 8, {-8.0f, 7.5f, 0.5f, -0.5f, 0.49f, 3.2f, -2.6f, 100.0f / 13}, {0, 15, 9, 8, 8, 11, 5, 15}, 1},
+      {DType::Q5_0, 16, {-16.0f, 15.5f, 0.5f, -0.5f, 0.49f, 3.2f, -2.6f}, {0, 31, 17, 16, 16, 19, 13}, 20},
+  };
+  for (const Case& c : cases) {
+    std::vector<float> x(32, 0.0f);
+    std::copy(c.vals.begin(), c.vals.end(), x.begin());
+    std::vector<uint8_t> q = quantize(c.t, x);
+    EXPECT_EQ(rd16(q.data()), 0x3c00) << dtype_name(c.t);
+    for (int i = 0; i < 32; ++i) {
+      const int want = i < int(c.want.size()) ? c.want[size_t(i)] : c.zero;
+      EXPECT_EQ(symmetric_quant(c.t, q.data(), i), want) << dtype_name(c.t) << " " << i;
+    }
+    std::fill(x.begin(), x.end(), 0.0f);
+    x[0] = float(c.zero);
+    x[size_t(c.negative_at)] = -float(c.zero);
+    q = quantize(c.t, x);
+    EXPECT_EQ(rd16(q.data()), 0xbc00) << dtype_name(c.t);
+    const std::vector<float> y = dequantize(c.t, q, 32);
+    EXPECT_EQ(y[0], float(c.zero)) << dtype_name(c.t);
+    EXPECT_EQ(y[size_t(c.negative_at)], -float(c.zero - 1)) << dtype_name(c.t);
+  }
 }
 
 TEST(Quants, Q4_1AndQ5_1KnownQuantization) {

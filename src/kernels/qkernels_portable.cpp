@@ -83,33 +83,10 @@ float kdot(const KBlock& w, const ActQ8K& x) {
   return x.d * (w.d * float(isum) - w.dmin * float(msum));
 }
 
-// The integer weights of a block of 32 (Q8_0, Q4_0, Q5_0 signed; Q4_1, Q5_1 unsigned, with
-// an offset m), its scale d and its offset m (0 for the symmetric types).
-void decode_b32(DType t, const uint8_t* p, int* q, float* d, float* m) {
-  uint16_t h[2];
-  std::memcpy(h, p, 4);
-  *d = f16_to_f32(h[0]);
-  *m = t == DType::Q4_1 || t == DType::Q5_1 ? f16_to_f32(h[1]) : 0.0f;
-  if (t == DType::Q8_0) {
-    for (int e = 0; e < kQ32; ++e) q[e] = int8_t(p[2 + e]);
-    return;
-  }
-  const int hdr = t == DType::Q4_1 || t == DType::Q5_1 ? 4 : 2;  // bytes before qh (or qs)
-  const bool five = t == DType::Q5_0 || t == DType::Q5_1;
-  uint32_t qh = 0;
-  if (five) std::memcpy(&qh, p + hdr, 4);
-  const uint8_t* qs = p + hdr + (five ? 4 : 0);
-  const int off = t == DType::Q4_0 ? 8 : t == DType::Q5_0 ? 16 : 0;
-  for (int e = 0; e < kQ32 / 2; ++e) {
-    q[e] = ((qs[e] & 0xF) | int((qh >> e) & 1) << 4) - off;
-    q[e + 16] = ((qs[e] >> 4) | int((qh >> (e + 16)) & 1) << 4) - off;
-  }
-}
-
 float b32dot(DType t, const uint8_t* p, const ActQ8B& x) {
   int q[kQ32];
   float d, m;
-  decode_b32(t, p, q, &d, &m);
+  whale::unpack_block32(t, p, q, &d, &m);
   int32_t s = 0;
   for (int e = 0; e < kQ32; ++e) s += q[e] * x.qs[e];
   return d * x.d * float(s) + m * x.d * float(x.sum);

@@ -68,61 +68,15 @@ constexpr float GROUP_MAX_EPS = 1e-15f;
 
 // ---- dequantize one block ---------------------------------------------------------------
 
-void dequant_q8_0(const uint8_t* p, float* y) {
-  block_q8_0 b;
-  std::memcpy(&b, p, sizeof b);
-  const float d = ld_f16(b.d);
-  for (int j = 0; j < QK8_0; ++j) y[j] = float(b.qs[j]) * d;
-}
-
-void dequant_q4_0(const uint8_t* p, float* y) {
-  block_q4_0 b;
-  std::memcpy(&b, p, sizeof b);
-  const float d = ld_f16(b.d);
-  for (int j = 0; j < QK4_0 / 2; ++j) {
-    const int x0 = (b.qs[j] & 0x0F) - 8;
-    const int x1 = (b.qs[j] >> 4) - 8;
-    y[j] = float(x0) * d;
-    y[j + QK4_0 / 2] = float(x1) * d;
-  }
-}
-
-void dequant_q4_1(const uint8_t* p, float* y) {
-  block_q4_1 b;
-  std::memcpy(&b, p, sizeof b);
-  const float d = ld_f16(b.d), m = ld_f16(b.m);
-  for (int j = 0; j < QK4_0 / 2; ++j) {
-    y[j] = float(b.qs[j] & 0x0F) * d + m;
-    y[j + QK4_0 / 2] = float(b.qs[j] >> 4) * d + m;
-  }
-}
-
-// The 5-bit quants of a Q5_0 / Q5_1 block, 0..31, in element order.
-void unpack_q5(const uint8_t* qh4, const uint8_t* qs, int* q) {
-  uint32_t qh;
-  std::memcpy(&qh, qh4, 4);
-  for (int j = 0; j < QK4_0 / 2; ++j) {
-    q[j] = (qs[j] & 0x0F) | int((qh >> j) & 1) << 4;
-    q[j + QK4_0 / 2] = (qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
-  }
-}
-
-void dequant_q5_0(const uint8_t* p, float* y) {
-  block_q5_0 b;
-  std::memcpy(&b, p, sizeof b);
-  const float d = ld_f16(b.d);
-  int q[QK4_0];
-  unpack_q5(b.qh, b.qs, q);
-  for (int j = 0; j < QK4_0; ++j) y[j] = float(q[j] - 16) * d;
-}
-
-void dequant_q5_1(const uint8_t* p, float* y) {
-  block_q5_1 b;
-  std::memcpy(&b, p, sizeof b);
-  const float d = ld_f16(b.d), m = ld_f16(b.m);
-  int q[QK4_0];
-  unpack_q5(b.qh, b.qs, q);
-  for (int j = 0; j < QK4_0; ++j) y[j] = float(q[j]) * d + m;
+// Q8_0, Q4_0, Q5_0: x = float(q) * d; Q4_1, Q5_1: x = float(q) * d + m (as ggml's
+// dequantize_row_*: a multiply, then an add).
+template <DType T>
+void dequant_block32(const uint8_t* p, float* y) {
+  int q[QK8_0];
+  float d, m;
+  unpack_block32(T, p, q, &d, &m);
+  constexpr bool offset = T == DType::Q4_1 || T == DType::Q5_1;
+  for (int j = 0; j < QK8_0; ++j) y[j] = offset ? float(q[j]) * d + m : float(q[j]) * d;
 }
 
 void dequant_q4_K(const uint8_t* p, float* y) {
@@ -579,14 +533,14 @@ using QuantBlockFn = void (*)(const float*, uint8_t*);
 
 DequantBlockFn dequant_fn(DType t) {
   switch (t) {
-    case DType::Q8_0: return dequant_q8_0;
-    case DType::Q4_0: return dequant_q4_0;
+    case DType::Q8_0: return dequant_block32<DType::Q8_0>;
+    case DType::Q4_0: return dequant_block32<DType::Q4_0>;
     case DType::Q4_K: return dequant_q4_K;
     case DType::Q5_K: return dequant_q5_K;
     case DType::Q6_K: return dequant_q6_K;
-    case DType::Q4_1: return dequant_q4_1;
-    case DType::Q5_0: return dequant_q5_0;
-    case DType::Q5_1: return dequant_q5_1;
+    case DType::Q4_1: return dequant_block32<DType::Q4_1>;
+    case DType::Q5_0: return dequant_block32<DType::Q5_0>;
+    case DType::Q5_1: return dequant_block32<DType::Q5_1>;
     default: return nullptr;
   }
 }
@@ -606,6 +560,29 @@ QuantBlockFn quant_fn(DType t) {
 }
 
 }  // namespace
+
+void unpack_block32(DType t, const void* block, int* q, float* d, float* m) {
+  const auto* p = static_cast<const uint8_t*>(block);
+  uint16_t h[2];
+  std::memcpy(h, p, 4);
+  const bool offset = t == DType::Q4_1 || t == DType::Q5_1;
+  *d = ld_f16(h[0]);
+  *m = offset ? ld_f16(h[1]) : 0.0f;
+  if (t == DType::Q8_0) {
+    for (int e = 0; e < QK8_0; ++e) q[e] = int8_t(p[2 + e]);
+    return;
+  }
+  const bool five = t == DType::Q5_0 || t == DType::Q5_1;
+  const uint8_t* after = p + (offset ? 4 : 2);  // qh (5 bits) or qs
+  uint32_t qh = 0;
+  if (five) std::memcpy(&qh, after, 4);
+  const uint8_t* qs = after + (five ? 4 : 0);
+  const int zero = t == DType::Q4_0 ? 8 : t == DType::Q5_0 ? 16 : 0;
+  for (int e = 0; e < QK4_0 / 2; ++e) {
+    q[e] = ((qs[e] & 0x0F) | int((qh >> e) & 1) << 4) - zero;
+    q[e + QK4_0 / 2] = ((qs[e] >> 4) | int((qh >> (e + QK4_0 / 2)) & 1) << 4) - zero;
+  }
+}
 
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   const int64_t nb = block_count(t, n);

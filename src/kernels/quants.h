@@ -139,6 +139,11 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// The integer form of one block of 32 (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1): x[e] = d * q[e] + m, with
+// q the signed weights (q - 8 / q - 16 for Q4_0 / Q5_0) and m = 0 for the symmetric types,
+// unsigned 0..15 / 0..31 for Q4_1 / Q5_1.
+void unpack_block32(DType t, const void* block, int* q, float* d, float* m);
+
 // Dequantize n elements (n a multiple of the type's block size) from src into dst.
 // Works for every DType; F8_E4M3 gives the raw e4m3 values (no block scale applied).
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);

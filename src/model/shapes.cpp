@@ -165,11 +165,10 @@ bool is_quantizable(const std::string& name, size_t n_dims) {
 
 // llama.cpp's llama_tensor_get_type (src/llama-quant.cpp), the branches that matter for
 // Q4_K_M / Q5_K_M and Q4_0 / Q4_1 / Q5_0 / Q5_1: the output head (or token_embd when tied) in
-// Q6_K (Q8_0 if its rows are not a multiple of 256); for the K_M mixes attn_v and every
-// ffn_down* (dense, routed experts, shared experts; layer taken from the name) in Q6_K where
-// use_more_bits; the 8-expert (Mixtral) bumps. attn_kv_b
-// follows the attn_v rule as current llama.cpp has it (builds of early 2025 leave it at the
-// base type). Then tensor_type_fallback, for rows that do not split into blocks: Q5_0 for
+// Q6_K; for the K_M mixes attn_v and every ffn_down* (dense, routed experts, shared experts;
+// layer taken from the name) in Q6_K where use_more_bits; the 8-expert (Mixtral) bumps.
+// attn_kv_b follows the attn_v rule as current llama.cpp has it (builds of early 2025 leave it
+// at the base type). Then tensor_type_fallback, for rows that do not split into blocks: Q5_0 for
 // Q4_K, Q5_1 for Q5_K, Q8_0 for Q6_K, and F16 when the row is not a multiple of 32 either
 // (the blocks of 32 go straight to F16). Pure types skip the rule (llama-quantize --pure) but
 // keep the fallback.
@@ -181,7 +180,7 @@ DType choose_tensor_type(const WeightType& t, const std::string& name, int64_t r
     const bool more = use_more_bits(il, n);
     const bool k_mix = t.mix == TypeMix::Q4_K_M || t.mix == TypeMix::Q5_K_M;
     if (name == "output.weight" || (!ctx.has_output && name == "token_embd.weight")) {
-      ty = row_len % QK_K == 0 ? DType::Q6_K : DType::Q8_0;
+      ty = DType::Q6_K;  // rows that do not split into super-blocks: Q8_0 (or F16) below
     } else if (name == "token_embd.weight") {
       // the base type
     } else if (contains(name, "attn_v.weight") || contains(name, "attn_kv_b.weight")) {
